@@ -1,0 +1,3 @@
+from stepfuse.cli import main
+
+raise SystemExit(main())
