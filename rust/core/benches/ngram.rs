@@ -1,0 +1,10 @@
+//! Criterion benchmarks of `stepfuse_core::ngram` (filled in with the area).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn benches(c: &mut Criterion) {
+    c.bench_function("ngram/noop", |b| b.iter(|| std::hint::black_box(0u64)));
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);
