@@ -1,0 +1,126 @@
+"""Throw malformed input at every binding of the extension module: errors are fine, panics are bugs.
+
+Every public function and class of ``stepfuse._core`` is discovered at run time, so a binding added
+later is covered without editing this file. A PyO3 panic surfaces as ``pyo3_runtime.PanicException``,
+a ``BaseException`` that ``except Exception`` does not catch: the test fails on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stepfuse import _core
+
+# Values small enough that no binding can legitimately spend long or allocate much on them, yet
+# covering the classic edge cases: empty, negative, huge, NaN/inf, wrong types and shapes.
+_SCALARS = st.sampled_from(
+    [
+        None,
+        0,
+        1,
+        -1,
+        2,
+        7,
+        2**31,
+        2**63 - 1,
+        -(2**63),
+        2**64,
+        0.5,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        "",
+        "a",
+        "\udcff",
+        b"",
+        b"\x00",
+        b"\xff\xfe",
+        b"abc",
+        bytearray(b"ab"),
+        True,
+        (),
+        [],
+        {},
+        object(),
+    ]
+)
+
+
+def _arrays() -> st.SearchStrategy[object]:
+    dtypes = st.sampled_from(
+        [np.int8, np.int32, np.int64, np.uint8, np.uint64, np.float32, np.float64, np.bool_, object]
+    )
+    shapes = st.sampled_from([(0,), (1,), (3,), (2, 2), (0, 3), (3, 0), (1, 1, 1)])
+
+    @st.composite
+    def build(draw: st.DrawFn) -> object:
+        dt, shape = draw(dtypes), draw(shapes)
+        vals = draw(st.sampled_from([0, 1, -1, 3, 2**31 - 1]))
+        a = np.full(shape, vals if dt is not object else None, dtype=dt) if dt is not np.bool_ else np.ones(shape, bool)
+        if draw(st.booleans()) and a.ndim == 1 and a.size > 1:
+            a = a[::2]  # non-contiguous view
+        return a
+
+    return build()
+
+
+_VALUES = st.one_of(
+    _SCALARS,
+    _arrays(),
+    st.lists(st.one_of(st.integers(-3, 3), st.binary(max_size=3), st.none()), max_size=4),
+)
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    out = []
+    for name, obj in vars(_core).items():
+        if name.startswith("_") or not callable(obj):
+            continue
+        out.append((name, obj))
+    return sorted(out, key=lambda t: t[0])
+
+
+def _is_panic(e: BaseException) -> bool:
+    return type(e).__name__ == "PanicException"
+
+
+def _call(fn: object, args: list[object]) -> object:
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except Exception:
+        return None
+    except BaseException as e:
+        if _is_panic(e):
+            raise AssertionError(f"panic escaped from {fn!r} with args {args!r}: {e}") from e
+        raise
+
+
+CALLABLES = _public_callables()
+
+
+@pytest.mark.skipif(not CALLABLES, reason="no public bindings yet")
+@pytest.mark.parametrize(("name", "obj"), CALLABLES or [("none", None)], ids=[c[0] for c in CALLABLES] or ["none"])
+@settings(max_examples=60)
+@given(args=st.lists(_VALUES, max_size=5), margs=st.lists(_VALUES, max_size=4))
+def test_no_panic_on_malformed_input(name: str, obj: object, args: list[object], margs: list[object]) -> None:
+    result = _call(obj, args)
+    if inspect.isclass(obj) and result is not None:
+        # A constructor accepted these arguments: poke every public method of the instance too.
+        for mname in dir(result):
+            if mname.startswith("_"):
+                continue
+            meth = getattr(result, mname, None)
+            if callable(meth):
+                _call(meth, margs)
+    # class-level constructors (staticmethods / classmethods such as from_bytes)
+    if inspect.isclass(obj):
+        for mname, attr in vars(obj).items():
+            if mname.startswith("_"):
+                continue
+            if isinstance(attr, (staticmethod, classmethod)) or inspect.isbuiltin(getattr(obj, mname, None)):
+                _call(getattr(obj, mname), margs)
