@@ -558,8 +558,8 @@ class GfdStep:
 
     def score(self, logprobs: Any) -> GfdScores:
         """Score every beam from ``logprobs`` = ``next_logprobs(self.inputs)``, shape ``[R, V >= len(vocab)]``
-        (numpy or torch; float32 is used). Only the entries the result depends on are read: a NaN or
-        +inf among them raises ``NonFiniteError``; a wrong shape raises ``InvalidArgumentError``."""
+        (numpy or torch; float32 is used). A NaN or +inf anywhere raises ``NonFiniteError`` naming the
+        row; a wrong shape raises ``InvalidArgumentError``."""
         lp = _logprob_matrix(logprobs, len(self.inputs), len(self.vocab), check_all=False)
         logp, com = self.vocab._core.gfd_score(self.layout, lp)
         return GfdScores(logp, com)

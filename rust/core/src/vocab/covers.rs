@@ -275,8 +275,8 @@ pub fn gfd_layout(
     Ok(out)
 }
 
-/// Score a [`GfdLayout`] from the model rows `lp` (`[rows, cols]`, row-major):
-/// returns per beam (log P(T | context) under the approximation, log P(committed tokens | context)).
+/// Score a [`GfdLayout`] from the model rows `lp` (`[rows, cols]`, row-major; any NaN or +inf
+/// is a `NonFinite` error naming the row): returns per beam (log P(T | context) under the approximation, log P(committed tokens | context)).
 pub fn gfd_score(
     v: &ByteVocab,
     layout: &GfdLayout,
@@ -293,6 +293,12 @@ pub fn gfd_score(
                 v.len(),
                 lp.len()
             ),
+        ));
+    }
+    if let Some(i) = lp.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
+        return Err(CoreError::non_finite(
+            arg,
+            format!("row {} holds NaN or +inf (log-probabilities must be <= 0)", i / cols.max(1)),
         ));
     }
     let rows: Vec<u32> = (0..n_rows as u32).collect();
