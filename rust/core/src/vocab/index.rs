@@ -49,7 +49,7 @@ const MAGIC: &[u8; 8] = b"SFVOCAB1";
 /// permutation of `0..len` while byte queries only ever return ordinary tokens.
 ///
 /// Memory, for n tokens of B bytes in total: B + 4(n+1) (offsets) + 4n (sorted) + 4n (rank)
-/// + n (kinds) + 4·65 794 (bucket table) bytes; see [`ByteVocab::index_bytes`].
+/// + 4n (key4) + n (kinds) + 4·65 794 (bucket table) bytes; see [`ByteVocab::index_bytes`].
 #[derive(Debug, Clone)]
 pub struct ByteVocab {
     /// Token bytes, concatenated in sorted order.
@@ -68,6 +68,31 @@ pub struct ByteVocab {
     max_len: usize,
     /// `bucket[k]` = first sorted position whose bucket key is >= k (over ordinary tokens).
     bucket: Vec<u32>,
+    /// Per ordinary sorted position: bytes 2..6 as a big-endian u32 (zero-padded), so the search
+    /// inside a bucket runs over one contiguous array; non-decreasing along the sorted order.
+    key4: Vec<u32>,
+}
+
+/// Big-endian u64 of `t[2..10]`, zero-padded (the high half is [`key4`]).
+#[inline]
+fn key8_from2(t: &[u8]) -> u64 {
+    let mut k = [0u8; 8];
+    if t.len() > 2 {
+        let m = (t.len() - 2).min(8);
+        k[..m].copy_from_slice(&t[2..2 + m]);
+    }
+    u64::from_be_bytes(k)
+}
+
+/// Big-endian u32 of `t[2..6]`, zero-padded: `t < p` whenever `key4(t) < key4(p)` (same first 2 bytes).
+#[inline]
+fn key4(t: &[u8]) -> u32 {
+    let mut k = [0u8; 4];
+    if t.len() > 2 {
+        let m = (t.len() - 2).min(4);
+        k[..m].copy_from_slice(&t[2..2 + m]);
+    }
+    u32::from_be_bytes(k)
 }
 
 impl ByteVocab {
@@ -144,33 +169,51 @@ impl ByteVocab {
             &data[offsets[i] as usize..offsets[i + 1] as usize]
         };
 
-        // Ordinary ids sorted by (bytes, id): stable LSD radix sort on the first 8 bytes (ids enter in
-        // ascending order, so ties stay ordered by id), then equal-key runs sorted by full bytes.
-        let ordinary: Vec<u32> =
-            (0..n as u32).filter(|&i| kinds[i as usize] == TokenKind::Bytes as u8).collect();
-        let keys: Vec<u64> = ordinary
-            .iter()
-            .map(|&i| {
-                let t = tok(i);
-                let mut k = [0u8; 8];
-                let m = t.len().min(8);
-                k[..m].copy_from_slice(&t[..m]);
-                u64::from_be_bytes(k)
-            })
-            .collect();
-        let (mut sorted, keys) = radix_sort_by_key(ordinary, keys);
-        let mut start = 0;
-        while start < sorted.len() {
-            let mut end = start + 1;
-            while end < sorted.len() && keys[end] == keys[start] {
-                end += 1;
+        // Ordinary ids sorted by (bytes, id): one counting pass by two-byte bucket (which also gives
+        // the bucket table), then each bucket sorted by (bytes 2..10 as a u64, id) and runs of equal
+        // keys (tokens sharing 10 bytes, or zero-padding ties) fixed by full comparison.
+        let mut counts = vec![0u32; N_BUCKETS + 1];
+        for i in 0..n {
+            if kinds[i] == TokenKind::Bytes as u8 {
+                counts[bucket_key(tok(i as u32)) + 1] += 1;
             }
-            if end - start > 1 {
-                sorted[start..end].sort_unstable_by(|&a, &b| tok(a).cmp(tok(b)).then(a.cmp(&b)));
-            }
-            start = end;
         }
-        let n_match = sorted.len();
+        for k in 1..counts.len() {
+            counts[k] += counts[k - 1];
+        }
+        let n_match = counts[N_BUCKETS] as usize;
+        let mut fill = counts.clone();
+        let mut pairs = vec![(0u64, 0u32); n_match];
+        for i in 0..n as u32 {
+            if kinds[i as usize] == TokenKind::Bytes as u8 {
+                let t = tok(i);
+                let slot = &mut fill[bucket_key(t)];
+                pairs[*slot as usize] = (key8_from2(t), i);
+                *slot += 1;
+            }
+        }
+        for k in 0..N_BUCKETS {
+            let (s, e) = (counts[k] as usize, counts[k + 1] as usize);
+            if e - s > 1 {
+                let run = &mut pairs[s..e];
+                run.sort_unstable();
+                let mut a = 0;
+                while a < run.len() {
+                    let mut b = a + 1;
+                    while b < run.len() && run[b].0 == run[a].0 {
+                        b += 1;
+                    }
+                    if b - a > 1 {
+                        run[a..b].sort_unstable_by(|x, y| tok(x.1).cmp(tok(y.1)).then(x.1.cmp(&y.1)));
+                    }
+                    a = b;
+                }
+            }
+        }
+        let key4s: Vec<u32> = pairs.iter().map(|p| (p.0 >> 32) as u32).collect();
+        let mut sorted: Vec<u32> = Vec::with_capacity(n);
+        sorted.extend(pairs.iter().map(|p| p.1));
+        drop(pairs);
         sorted.extend((0..n as u32).filter(|&i| kinds[i as usize] != TokenKind::Bytes as u8));
         sorted.shrink_to_fit();
         kinds.shrink_to_fit();
@@ -191,14 +234,7 @@ impl ByteVocab {
         }
         drop(data);
 
-        let mut counts = vec![0u32; N_BUCKETS + 1];
-        for r in 0..n_match {
-            counts[bucket_key(&sdata[soff[r] as usize..soff[r + 1] as usize]) + 1] += 1;
-        }
-        for k in 1..counts.len() {
-            counts[k] += counts[k - 1];
-        }
-        Ok(ByteVocab { sdata, soff, sorted, rank, kinds, n_match, max_len, bucket: counts })
+        Ok(ByteVocab { sdata, soff, sorted, rank, kinds, n_match, max_len, bucket: counts, key4: key4s })
     }
 
     /// Number of ids (ordinary, missing and special).
@@ -283,6 +319,23 @@ impl ByteVocab {
         lo
     }
 
+    /// Like [`Self::partition`] but probing lo, lo+1, lo+3, ... first: O(log k) for an answer
+    /// k positions after `lo` (answers are usually close: ranges of long prefixes are small).
+    #[inline]
+    fn gallop(&self, lo: usize, hi: usize, pred: impl Fn(usize) -> bool) -> usize {
+        let mut step = 1usize;
+        let mut start = lo;
+        while start < hi && pred(start) {
+            let next = start + step;
+            if next >= hi || !pred(next) {
+                return self.partition(start + 1, next.min(hi), pred);
+            }
+            start = next + 1;
+            step *= 2;
+        }
+        start
+    }
+
     /// Sorted positions `(lo, hi)` of the ordinary tokens whose bytes start with `prefix`
     /// (`strict`: and are longer than it). Tokens equal to `prefix` come first in the range.
     pub fn prefix_range(&self, prefix: &[u8], strict: bool) -> (usize, usize) {
@@ -300,13 +353,18 @@ impl ByteVocab {
         };
         if prefix.len() > 2 && lo < hi {
             let rest = &prefix[2..];
-            // Every token in lo..hi starts with prefix[..2]; compare the remainder only.
-            lo = self.partition(lo, hi, |r| &self.at(r)[2..] < rest);
-            hi = self.partition(lo, hi, |r| self.at(r)[2..].starts_with(rest));
+            // Every token in lo..hi starts with prefix[..2]. Binary search on the contiguous key4
+            // array first; tokens below the key are below the prefix, and the remaining ones
+            // below the prefix share its key, so a gallop over full comparisons finishes.
+            let q = key4(prefix);
+            let k4 = &self.key4;
+            lo = lo + k4[lo..hi].partition_point(|&k| k < q);
+            lo = self.gallop(lo, hi, |r| &self.at(r)[2..] < rest);
+            hi = self.gallop(lo, hi, |r| self.at(r)[2..].starts_with(rest));
         }
         if strict {
             let m = prefix.len();
-            lo = self.partition(lo, hi, |r| self.len_at(r) == m);
+            lo = self.gallop(lo, hi, |r| self.len_at(r) == m);
         }
         (lo, hi)
     }
@@ -435,40 +493,6 @@ impl ByteVocab {
     }
 }
 
-/// Stable LSD radix sort of `ids` by `keys` (u64, byte digits); returns (ids, keys) sorted.
-fn radix_sort_by_key(mut ids: Vec<u32>, mut keys: Vec<u64>) -> (Vec<u32>, Vec<u64>) {
-    let n = ids.len();
-    let mut hist = vec![[0usize; 256]; 8];
-    for &k in &keys {
-        for (d, h) in hist.iter_mut().enumerate() {
-            h[((k >> (8 * d)) & 0xff) as usize] += 1;
-        }
-    }
-    let mut ids2 = vec![0u32; n];
-    let mut keys2 = vec![0u64; n];
-    for (d, h) in hist.iter().enumerate() {
-        if h.contains(&n) {
-            continue; // every key has the same digit here
-        }
-        let mut pos = [0usize; 256];
-        let mut acc = 0;
-        for (p, &c) in pos.iter_mut().zip(h.iter()) {
-            *p = acc;
-            acc += c;
-        }
-        for i in 0..n {
-            let k = keys[i];
-            let b = ((k >> (8 * d)) & 0xff) as usize;
-            ids2[pos[b]] = ids[i];
-            keys2[pos[b]] = k;
-            pos[b] += 1;
-        }
-        std::mem::swap(&mut ids, &mut ids2);
-        std::mem::swap(&mut keys, &mut keys2);
-    }
-    (ids, keys)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,7 +590,30 @@ mod tests {
         let v = ByteVocab::from_tokens(toks.iter().map(|t| Some(&t[..])), &[]).unwrap();
         let bytes = v.index_bytes();
         let data: usize = toks.iter().map(|t| t.len()).sum();
-        assert!(bytes <= data + 13 * 150_001 + 4 * N_BUCKETS + 64, "{bytes}");
+        assert!(bytes <= data + 17 * 150_001 + 4 * N_BUCKETS + 64, "{bytes}");
         assert!(bytes < 4_000_000, "{bytes}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn timing_build() {
+        let mut x = 12345u64;
+        let toks: Vec<Vec<u8>> = (0..150_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = 1 + (x % 12) as usize;
+                (0..n).map(|k| b"etaoinshrd lcum"[((x >> (4 * k)) % 15) as usize]).collect()
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let v = ByteVocab::from_tokens(toks.iter().map(|t| Some(&t[..])), &[]).unwrap();
+        eprintln!("build {:?} n={}", t.elapsed(), v.len());
     }
 }
