@@ -590,7 +590,8 @@ def gfd_prepare(
     Commit: the first m tokens, m = the smallest j with ``|trailing| − pos_j <= window`` (default
     ``vocab.max_token_len``; never past the last boundary), move into the context, since no single
     token can extend a longer suffix. So each step examines at most ``window`` bytes plus the bytes
-    appended since the last step, never the whole prompt.
+    appended since the last step, never the whole prompt. A smaller window means fewer rows per
+    beam (one per canonical token of the trailing bytes) but fewer boundaries in the estimate.
 
     What comes out: a :class:`GfdStep`; run ``logprobs = next_logprobs(step.inputs)`` (one ``[R, V]``
     batch, R = total rows) and call ``step.score(logprobs)`` for each beam's log-prob and the

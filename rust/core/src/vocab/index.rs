@@ -358,9 +358,16 @@ impl ByteVocab {
             // below the prefix share its key, so a gallop over full comparisons finishes.
             let q = key4(prefix);
             let k4 = &self.key4;
-            lo = lo + k4[lo..hi].partition_point(|&k| k < q);
-            lo = self.gallop(lo, hi, |r| &self.at(r)[2..] < rest);
-            hi = self.gallop(lo, hi, |r| self.at(r)[2..].starts_with(rest));
+            lo += k4[lo..hi].partition_point(|&k| k < q);
+            if rest.len() <= 4 && !rest.contains(&0) {
+                // Zero-free short prefix: the keys alone decide. A token with key >= q starts with
+                // or follows the prefix, and it starts with it iff its first |rest| key bytes match.
+                let shift = 8 * (4 - rest.len()) as u32;
+                hi = lo + k4[lo..hi].partition_point(|&k| k >> shift == q >> shift);
+            } else {
+                lo = self.gallop(lo, hi, |r| &self.at(r)[2..] < rest);
+                hi = self.gallop(lo, hi, |r| self.at(r)[2..].starts_with(rest));
+            }
         }
         if strict {
             let m = prefix.len();
