@@ -15,6 +15,7 @@ from stepfuse.errors import (
     FormatError,
     InvalidArgumentError,
     InvalidTypeError,
+    NonFiniteError,
     OutOfRangeError,
     StepfuseError,
 )
@@ -201,3 +202,31 @@ def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
             call()
         except (StepfuseError, TypeError, ValueError, OverflowError):
             pass
+
+
+@settings(max_examples=50)
+@given(vocabularies(), st.lists(QUERY, min_size=1, max_size=5), st.integers(0, 2**16))
+def test_range_logsumexp_matches_numpy(
+    vs: tuple[list[bytes | None], list[int]], queries: list[bytes], seed: int
+) -> None:
+    v = ByteVocab(*vs)
+    rng = np.random.default_rng(seed)
+    lp = rng.normal(size=(3, len(v) + 2)).astype(np.float32)
+    lp[rng.random(lp.shape) < 0.2] = -np.inf
+    lo, hi = v.prefix_ranges(queries)
+    rows = rng.integers(0, 3, size=len(queries))
+    got = v.range_logsumexp(lp, rows, lo, hi)
+    assert got.dtype == np.float64
+    for k, q in enumerate(queries):
+        ids = v.extending(q)
+        x = lp[rows[k], ids].astype(np.float64)
+        want = -np.inf if x.size == 0 or np.all(x == -np.inf) else np.logaddexp.reduce(x)
+        assert got[k] == pytest.approx(want, abs=1e-5) or (got[k] == want == -np.inf)
+    bad = lp.copy()
+    bad[:, v.sorted_ids[: v.n_match]] = np.nan
+    full = np.zeros(len(queries), np.int64), np.zeros(len(queries), np.int64), np.full(len(queries), v.n_match)
+    if v.n_match:
+        with pytest.raises(NonFiniteError, match="logprobs"):
+            v.range_logsumexp(bad, *full)
+    with pytest.raises(InvalidArgumentError, match="logprobs"):
+        v.range_logsumexp(lp[:, : len(v) - 1], rows, lo, hi)

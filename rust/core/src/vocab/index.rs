@@ -395,15 +395,29 @@ impl ByteVocab {
 
     /// Calls `f(len, lo, hi)` for every length `len >= 1` such that the ordinary tokens equal to
     /// `data[..len]` are the sorted positions `lo..hi` (non-empty), in increasing `len`.
-    /// Walks at most `min(|data|, max_token_len)` bytes, narrowing one range byte by byte.
+    /// Walks at most `min(|data|, max_token_len)` bytes: depths 1-2 from the bucket table, then one
+    /// range narrowed byte by byte.
     pub fn for_each_prefix(&self, data: &[u8], mut f: impl FnMut(usize, usize, usize)) {
         let limit = data.len().min(self.max_len);
-        let (mut lo, mut hi) = (0usize, self.n_match);
-        let mut d = 0;
+        if limit == 0 {
+            return;
+        }
+        // Depths 1 and 2 come straight from the bucket table.
+        let b = &self.bucket;
+        let k1 = 1 + data[0] as usize * 257;
+        if b[k1 + 1] > b[k1] {
+            f(1, b[k1] as usize, b[k1 + 1] as usize);
+        }
+        if limit == 1 {
+            return;
+        }
+        let k2 = k1 + 1 + data[1] as usize;
+        let (mut lo, mut hi) = (b[k2] as usize, b[k2 + 1] as usize);
+        let mut d = 2;
         // Invariant: lo..hi are the tokens starting with data[..d]; those equal to it come first.
         while lo < hi {
-            let exact_end = self.partition(lo, hi, |r| self.len_at(r) == d);
-            if d >= 1 && exact_end > lo {
+            let exact_end = self.gallop(lo, hi, |r| self.len_at(r) == d);
+            if exact_end > lo {
                 f(d, lo, exact_end);
             }
             if d == limit {
