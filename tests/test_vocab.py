@@ -178,6 +178,7 @@ ANY = st.one_of(
 @given(ANY, ANY, ANY)
 def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
     v = ByteVocab([b"a", b"ab", None, b"\xff"], [3])
+    big = ByteVocab([bytes([i]) for i in range(256)] + [b"zz", b"zzz", b"yz"])._core
     calls = [
         lambda: ByteVocab(a),  # type: ignore[arg-type]
         lambda: ByteVocab([b"x"], a),  # type: ignore[arg-type]
@@ -195,6 +196,8 @@ def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
         lambda: v._core.cover_tree(a, 10),  # type: ignore[arg-type]
         lambda: v._core.gfd_layout(a, b, 3),  # type: ignore[arg-type]
         lambda: stepfuse.gfd_prepare(v, a, b),  # type: ignore[arg-type]
+        lambda: v._core.gfd_score(big.gfd_layout([b"zzzz", b"yz"], [[], []], 2), np.zeros((4, 5), np.float32)),
+        lambda: v._core.gfd_score(v._core.gfd_layout([b"ab"], [[]], 1), a),  # type: ignore[arg-type]
         lambda: stepfuse.byte_prefix_logprob(v, lambda s: np.zeros((len(s), 4)), a, context=b),  # type: ignore[arg-type]
     ]
     for call in calls:

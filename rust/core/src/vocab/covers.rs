@@ -294,6 +294,16 @@ pub fn gfd_score(
             ),
         ));
     }
+    let consistent = layout.row_offsets.len() == layout.n_commit.len() + 1
+        && layout.row_offsets.last().is_some_and(|&e| e as usize == n_rows)
+        && layout.row_offsets.windows(2).all(|w| w[0] <= w[1])
+        && layout.row_next.len() == n_rows
+        && layout.row_hi.len() == n_rows
+        && layout.row_next.iter().all(|&t| t == NONE || (t as usize) < v.len())
+        && layout.row_lo.iter().zip(&layout.row_hi).all(|(&l, &h)| l <= h && h as usize <= v.n_match());
+    if !consistent {
+        return Err(CoreError::invalid("layout", "does not belong to this vocabulary"));
+    }
     if let Some(row) = first_bad_row(lp, cols) {
         return Err(CoreError::non_finite(
             arg,
