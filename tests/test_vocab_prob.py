@@ -227,3 +227,28 @@ def test_incremental_gfd_with_real_tokenizer_encoder() -> None:
     assert step.inputs[: step.row_offsets[1]] == [[1], [1, 259]]
     s = step.score(model(step.inputs))
     assert np.all(np.isfinite(s.logprob))
+
+
+def test_layout_arrays_reproduce_score() -> None:
+    """The documented formula over layout arrays (what a GPU kernel would compute) equals score()."""
+    toks = [bytes(s) for n in (1, 2, 3) for s in itertools.product(b"ab", repeat=n)]
+    v = ByteVocab(toks)
+    model = RandomModel(len(toks), 11)
+    step = gfd_prepare(v, [[0], [1, 2], [3]], [b"abbab", b"", b"ba"], window=3)
+    lp = model(step.inputs).astype(np.float64)
+    lay = step.layout
+    srt = v.sorted_ids
+    for b in range(3):
+        rs, re_ = int(step.row_offsets[b]), int(step.row_offsets[b + 1])
+        acc, terms, committed = 0.0, [], 0.0
+        for r in range(rs, re_):
+            if r - rs == int(lay.n_commit[b]):
+                committed = acc
+            ids = srt[lay.row_lo[r] : lay.row_hi[r]]
+            terms.append(acc + (np.logaddexp.reduce(lp[r, ids]) if len(ids) else -np.inf))
+            if lay.row_next[r] >= 0:
+                acc += lp[r, lay.row_next[r]]
+        s = step.score(model(step.inputs))
+        want = np.logaddexp.reduce(terms) if terms else 0.0
+        assert s.logprob[b] == pytest.approx(want, abs=1e-6)
+        assert s.committed_logprob[b] == pytest.approx(committed, abs=1e-6)

@@ -546,6 +546,12 @@ class GfdStep:
     next step (context + committed tokens, and the bytes left untokenized). ``committed``: the tokens
     moved from trailing bytes into the context. ``canonical``: the canonical tokens of each beam's
     trailing bytes that were used.
+
+    For scoring on a GPU instead of :meth:`score`, ``layout`` exposes per row ``row_lo``/``row_hi``
+    (the range of ``vocab.sorted_ids`` to log-sum-exp), ``row_next`` (the canonical token whose
+    log-prob is added before the next row; -1 on a beam's last row), and per beam ``n_commit``:
+    ``logprob[b] = LSE_j(Σ_{i<j} lp[row_i, next_i] + LSE(lp[row_j, sorted_ids[lo_j:hi_j]]))`` and
+    ``committed_logprob[b] = Σ_{i<n_commit} lp[row_i, next_i]``.
     """
 
     vocab: ByteVocab
@@ -584,7 +590,8 @@ def gfd_prepare(
     used if they are matching, non-empty tokens spelling a prefix of the bytes, else greedy longest
     match is used. For the tokens t1..tk (covering ``used`` bytes) the boundaries are the positions
     pos_j = |t1..tj| < |trailing| (an uncovered tail, e.g. an incomplete UTF-8 character, stays in the
-    last suffix). Row j is the model input ``context + t1..tj`` and contributes
+    last suffix). The window is tokenized on its own, so context-sensitive pre-tokenization may
+    place boundaries differently than in the full text. Row j is the model input ``context + t1..tj`` and contributes
     ``P(t1..tj) · Σ_{t extends trailing[pos_j:]} P(t | context, t1..tj)``.
 
     Commit: the first m tokens, m = the smallest j with ``|trailing| − pos_j <= window`` (default

@@ -415,6 +415,16 @@ impl PyGfdLayout {
     fn row_offsets<'py>(&self, py: Python<'py>) -> I64Array<'py> {
         i64s(py, &self.inner.row_offsets)
     }
+    /// Next canonical token per row (-1 for a beam's last row).
+    #[getter]
+    fn row_next<'py>(&self, py: Python<'py>) -> I32Array<'py> {
+        self.inner
+            .row_next
+            .iter()
+            .map(|&t| if t == core::NONE { -1 } else { t as i32 })
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
     #[getter]
     fn row_lo<'py>(&self, py: Python<'py>) -> I32Array<'py> {
         ids_i32(self.inner.row_lo.clone()).into_pyarray(py)
