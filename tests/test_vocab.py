@@ -233,3 +233,17 @@ def test_range_logsumexp_matches_numpy(
             v.range_logsumexp(bad, *full)
     with pytest.raises(InvalidArgumentError, match="logprobs"):
         v.range_logsumexp(lp[:, : len(v) - 1], rows, lo, hi)
+
+
+def test_concurrent_queries_agree() -> None:
+    """The index is immutable and the GIL is released during queries: threads see the same answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    toks = [rng.integers(97, 100, size=rng.integers(1, 6), dtype=np.uint8).tobytes() for _ in range(3000)]
+    v = ByteVocab(toks)
+    queries = [t[: max(1, len(t) // 2)] for t in toks[:500]]
+    want = v.extending_batch(queries)[1].tolist()
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda _: v.extending_batch(queries)[1].tolist(), range(8)))
+    assert all(o == want for o in outs)

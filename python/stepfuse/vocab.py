@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,8 +113,11 @@ class ByteVocab:
         ``x`` and other pieces their own bytes, so concatenated ``token_bytes`` equal the normalized
         text with whitespace removed), transformers tokenizers with a ``sp_model``,
         ``tiktoken.Encoding`` and ``sentencepiece.SentencePieceProcessor``. Special/control tokens
-        are marked special; added non-special tokens map to their UTF-8 content.
+        are marked special; added non-special tokens map to their UTF-8 content. A path to a
+        ``tokenizer.json`` or a SentencePiece ``.model`` file is loaded with that library first.
         """
+        if isinstance(tok, (str, os.PathLike)):
+            tok = _load_tokenizer_file(os.fspath(tok))
         mod = type(tok).__module__ or ""
         if mod.startswith("tiktoken") or (hasattr(tok, "_mergeable_ranks") and hasattr(tok, "n_vocab")):
             return _from_tiktoken(cls, tok)
@@ -249,6 +253,21 @@ def _unpickle(data: bytes, family: str) -> ByteVocab:
 
 
 # ---- tokenizer adapters ----------------------------------------------------------------------
+
+
+def _load_tokenizer_file(path: str) -> Any:
+    """Open ``tokenizer.json`` (HF tokenizers) or ``*.model`` (SentencePiece)."""
+    from stepfuse.errors import StepfuseIOError, require
+
+    if not os.path.exists(path):
+        raise StepfuseIOError(f"{path}: no such tokenizer file")
+    if path.endswith(".json"):
+        tokenizers: Any = require("tokenizers", "hf")
+        return tokenizers.Tokenizer.from_file(path)
+    if path.endswith(".model"):
+        spm: Any = require("sentencepiece", "hf")
+        return spm.SentencePieceProcessor(model_file=path)
+    raise InvalidArgumentError(f"tok: unknown tokenizer file type {path!r} (expected .json or .model)")
 
 
 def _byte_unicode_table() -> dict[str, int]:
