@@ -610,8 +610,8 @@ def gfd_prepare(
     match is used. For the tokens t1..tk (covering ``used`` bytes) the boundaries are the positions
     pos_j = |t1..tj| < |trailing| (an uncovered tail, e.g. an incomplete UTF-8 character, stays in the
     last suffix). The window is tokenized on its own, so context-sensitive pre-tokenization may
-    place boundaries differently than in the full text. Row j is the model input ``context + t1..tj`` and contributes
-    ``P(t1..tj) · Σ_{t extends trailing[pos_j:]} P(t | context, t1..tj)``.
+    place boundaries differently than in the full text. Row j is the model input
+    ``context + t1..tj`` and contributes ``P(t1..tj) · Σ_{t extends trailing[pos_j:]} P(t | context, t1..tj)``.
 
     Commit: the first m tokens, m = the smallest j with ``|trailing| − pos_j <= window`` (default
     ``vocab.max_token_len``; never past the last boundary), move into the context, since no single
@@ -622,6 +622,18 @@ def gfd_prepare(
     What comes out: a :class:`GfdStep`; run ``logprobs = next_logprobs(step.inputs)`` (one ``[R, V]``
     batch, R = total rows) and call ``step.score(logprobs)`` for each beam's log-prob and the
     log-prob of its committed tokens. A beam with empty trailing bytes has no rows and log-prob 0.
+
+    Arguments: ``contexts`` B sequences of int ids (< len(vocab)); ``trailing`` B ``bytes``;
+    ``encode(bytes) -> ids``; ``window`` >= 0. A beam-search loop::
+
+        ctx, trail, done = [prompt] * B, [b""] * B, np.zeros(B)  # done: committed log-prob
+        for new_bytes in recognizer_steps:                         # per beam
+            trail = [t + nb for t, nb in zip(trail, new_bytes)]
+            step = gfd_prepare(vocab, ctx, trail)
+            s = step.score(next_logprobs(step.inputs))
+            lm_score = done + s.logprob                            # fuse with the recognizer here
+            done += s.committed_logprob
+            ctx, trail = step.contexts, step.trailing              # then reorder/prune beams
     """
     if len(contexts) != len(trailing):
         raise InvalidArgumentError(
