@@ -90,9 +90,11 @@ impl PyByteVocab {
         }
         let it =
             tokens.try_iter().map_err(|_| invalid_type("tokens", "must be a sequence of bytes or None"))?;
-        let mut offsets = vec![0u64];
-        let mut data = Vec::new();
-        let mut kinds = Vec::new();
+        let hint = tokens.len().unwrap_or(0);
+        let mut offsets = Vec::with_capacity(hint + 1);
+        offsets.push(0u64);
+        let mut data = Vec::with_capacity(hint * 8);
+        let mut kinds = Vec::with_capacity(hint);
         for (i, item) in it.enumerate() {
             let item = item?;
             if item.is_none() {

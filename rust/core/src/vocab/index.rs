@@ -76,12 +76,17 @@ pub struct ByteVocab {
 /// Big-endian u64 of `t[2..10]`, zero-padded (the high half is [`key4`]).
 #[inline]
 fn key8_from2(t: &[u8]) -> u64 {
-    let mut k = [0u8; 8];
-    if t.len() > 2 {
-        let m = (t.len() - 2).min(8);
-        k[..m].copy_from_slice(&t[2..2 + m]);
+    if let Some(w) = t.get(2..10) {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(w); // fixed size: compiles to one load
+        return u64::from_be_bytes(k);
     }
-    u64::from_be_bytes(k)
+    // Short token: shift its bytes in one at a time (avoids a variable-length copy call).
+    let mut k = 0u64;
+    for i in 0..8 {
+        k = (k << 8) | t.get(2 + i).copied().unwrap_or(0) as u64;
+    }
+    k
 }
 
 /// Big-endian u32 of `t[2..6]`, zero-padded: `t < p` whenever `key4(t) < key4(p)` (same first 2 bytes).
@@ -196,7 +201,8 @@ impl ByteVocab {
             let (s, e) = (counts[k] as usize, counts[k + 1] as usize);
             if e - s > 1 {
                 let run = &mut pairs[s..e];
-                run.sort_unstable();
+                // Keys only: equal keys are re-sorted below by (bytes, id) anyway.
+                run.sort_unstable_by_key(|p| p.0);
                 let mut a = 0;
                 while a < run.len() {
                     let mut b = a + 1;
@@ -218,21 +224,36 @@ impl ByteVocab {
         sorted.shrink_to_fit();
         kinds.shrink_to_fit();
 
-        let mut sdata = Vec::with_capacity(data.len());
+        // Lay the bytes out in sorted order. Short tokens are moved as one fixed 16-byte block (the
+        // buffers carry 16 bytes of slack), which avoids a variable-length copy call per token.
+        const BLOCK: usize = 16;
+        let total = data.len();
+        let mut src = data;
+        src.resize(total + BLOCK, 0);
+        let mut sdata = vec![0u8; total + BLOCK];
         let mut soff = Vec::with_capacity(n + 1);
         let mut rank = vec![0u32; n];
         soff.push(0u32);
         let mut max_len = 0;
+        let mut p = 0usize;
         for (r, &id) in sorted.iter().enumerate() {
-            let t = tok(id);
+            let (o, e) = (offsets[id as usize] as usize, offsets[id as usize + 1] as usize);
+            let len = e - o;
             if r < n_match {
-                max_len = max_len.max(t.len());
+                max_len = max_len.max(len);
             }
-            sdata.extend_from_slice(t);
-            soff.push(sdata.len() as u32);
+            if len <= BLOCK {
+                sdata[p..p + BLOCK].copy_from_slice(&src[o..o + BLOCK]);
+            } else {
+                sdata[p..p + len].copy_from_slice(&src[o..e]);
+            }
+            p += len;
+            soff.push(p as u32);
             rank[id as usize] = r as u32;
         }
-        drop(data);
+        sdata.truncate(total);
+        sdata.shrink_to_fit();
+        drop(src);
 
         Ok(ByteVocab { sdata, soff, sorted, rank, kinds, n_match, max_len, bucket: counts, key4: key4s })
     }
