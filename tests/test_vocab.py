@@ -61,6 +61,10 @@ def test_queries_match_linear_scan(vs: tuple[list[bytes | None], list[int]], que
     for i, t in enumerate(toks):
         assert v.token_bytes(i) == t
         assert v.is_special(i) == (i in special)
+    assert v.token_lengths.tolist() == [len(t or b"") for t in toks]
+    ids = list(range(len(toks))) * 2
+    assert v.decode(ids) == b"".join((t or b"") for i, t in enumerate(toks * 2) if ids[i] not in special)
+    assert v.decode(np.array(ids, np.uint16), skip_special=False) == b"".join(t or b"" for t in toks * 2)
     for q in queries:
         for strict in (False, True):
             ext = v.extending(q, strict=strict)
@@ -190,6 +194,7 @@ def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
         lambda: v.prefixes_of(a),  # type: ignore[arg-type]
         lambda: v.prefixes_of_batch(a),  # type: ignore[arg-type]
         lambda: v.ids_of(a),  # type: ignore[arg-type]
+        lambda: v.decode(a),  # type: ignore[arg-type]
         lambda: ByteVocab.from_bytes(a),  # type: ignore[arg-type]
         lambda: ByteVocab.from_bytes(v.to_bytes()[:16] + (a if isinstance(a, bytes) else b"")),
         lambda: v.range_logsumexp(np.zeros((2, 4), np.float32), a, b, c),  # type: ignore[arg-type]

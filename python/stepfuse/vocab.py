@@ -196,6 +196,16 @@ class ByteVocab:
         """Bytes of id ``i`` (``None`` for an id given as ``None``; specials return their bytes)."""
         return self._core.token_bytes(_index(i, "i"))
 
+    @property
+    def token_lengths(self) -> np.ndarray:
+        """int32[len]: byte length of every id (0 for ids given as ``None``)."""
+        return _readonly(self._core.token_lengths)
+
+    def decode(self, ids: Sequence[int] | np.ndarray, skip_special: bool = True) -> bytes:
+        """Concatenated bytes of ``ids`` (any integer array or sequence); ``None`` ids add nothing,
+        special ids add their bytes unless ``skip_special``."""
+        return self._core.decode(ids, skip_special)
+
     def is_special(self, i: int) -> bool:
         """Whether id ``i`` was given in ``special_ids`` (or marked special by an adapter)."""
         return self._core.is_special(_index(i, "i"))

@@ -162,6 +162,39 @@ impl PyByteVocab {
         Ok(self.inner.token_bytes(id).map(|b| PyBytes::new(py, b)))
     }
 
+    /// Byte length of every id (0 for missing ids), int32[len].
+    #[getter]
+    fn token_lengths<'py>(&self, py: Python<'py>) -> I32Array<'py> {
+        let v = &self.inner;
+        (0..v.len() as u32)
+            .map(|i| v.token_bytes(i).map_or(0, |b| b.len() as i32))
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Concatenated bytes of `ids` (missing ids contribute nothing; specials only if asked).
+    #[pyo3(signature = (ids, skip_special = true))]
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        skip_special: bool,
+    ) -> PyRes<Bound<'py, PyBytes>> {
+        let v = &self.inner;
+        let ids = int_array(ids, "ids")?.to_u32_ids("ids", Some(v.len() as u64))?;
+        let out = py.detach(|| {
+            let mut out = Vec::new();
+            for &i in &ids {
+                if skip_special && v.kind(i) == Some(core::TokenKind::Special) {
+                    continue;
+                }
+                out.extend_from_slice(v.token_bytes(i).unwrap_or(&[]));
+            }
+            out
+        });
+        Ok(PyBytes::new(py, &out))
+    }
+
     fn is_special(&self, i: i64) -> PyRes<bool> {
         let id = id_arg(&self.inner, i, "i")?;
         Ok(self.inner.kind(id) == Some(core::TokenKind::Special))
