@@ -322,7 +322,8 @@ impl ByteVocab {
             + 4 * (self.soff.capacity()
                 + self.sorted.capacity()
                 + self.rank.capacity()
-                + self.bucket.capacity())
+                + self.bucket.capacity()
+                + self.key4.capacity())
             + self.kinds.capacity()
     }
 
