@@ -3,7 +3,10 @@
 use numpy::ndarray::{Array1, Array2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use stepfuse_core::ngram::{count::DEFAULT_CHUNK, estimate_mkn, estimate_mle, Kind, NGramCounts, NGramLM};
+use pyo3::types::PyBytes;
+use stepfuse_core::ngram::{
+    arpa, binary, count::DEFAULT_CHUNK, estimate_mkn, estimate_mle, Kind, NGramCounts, NGramLM,
+};
 use stepfuse_core::CoreError;
 
 use crate::convert::int_array;
@@ -236,6 +239,54 @@ impl PyNGramLM {
         }
         let out = py.detach(|| self.inner.score_batch(&c, b, l, &t, k))?;
         array2(py, out, b, k)
+    }
+
+    /// Write an ARPA file; `words[i]` is the string of user id i.
+    fn write_arpa(&self, py: Python<'_>, path: &str, words: Vec<String>) -> PyRes<()> {
+        py.detach(|| -> stepfuse_core::Result<()> {
+            let f = std::fs::File::create(path).map_err(|e| CoreError::io(path, &e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            arpa::write_arpa(&self.inner, &words, &mut w, path)?;
+            std::io::Write::flush(&mut w).map_err(|e| CoreError::io(path, &e))
+        })?;
+        Ok(())
+    }
+
+    /// Read an ARPA file: (model, words of the user ids).
+    #[staticmethod]
+    fn read_arpa(py: Python<'_>, path: &str) -> PyRes<(Self, Vec<String>)> {
+        let (inner, words) = py.detach(|| -> stepfuse_core::Result<_> {
+            let f = std::fs::File::open(path).map_err(|e| CoreError::io(path, &e))?;
+            arpa::read_arpa(std::io::BufReader::with_capacity(1 << 20, f), path)
+        })?;
+        Ok((PyNGramLM { inner }, words))
+    }
+
+    /// Read ARPA text held in memory (e.g. decompressed): (model, words).
+    #[staticmethod]
+    fn read_arpa_bytes(py: Python<'_>, data: &Bound<'_, PyAny>, name: &str) -> PyRes<(Self, Vec<String>)> {
+        let bytes = crate::convert::bytes_arg(data, "data")?;
+        let (inner, words) = py.detach(|| arpa::read_arpa(&bytes[..], name))?;
+        Ok((PyNGramLM { inner }, words))
+    }
+
+    /// Save the binary hash layout (plus `extra` bytes; `ngrams` keeps the sorted n-gram list).
+    fn save(&self, py: Python<'_>, path: &str, extra: &Bound<'_, PyAny>, ngrams: bool) -> PyRes<()> {
+        let extra = crate::convert::bytes_arg(extra, "extra")?;
+        py.detach(|| -> stepfuse_core::Result<()> {
+            let f = std::fs::File::create(path).map_err(|e| CoreError::io(path, &e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            binary::save(&self.inner, &extra, ngrams, &mut w, path)?;
+            std::io::Write::flush(&mut w).map_err(|e| CoreError::io(path, &e))
+        })?;
+        Ok(())
+    }
+
+    /// Load a binary model (memory-mapped or copied): (model, extra bytes).
+    #[staticmethod]
+    fn load<'py>(py: Python<'py>, path: &str, mmap: bool) -> PyRes<(Self, Bound<'py, PyBytes>)> {
+        let (inner, extra) = py.detach(|| binary::load(path, mmap))?;
+        Ok((PyNGramLM { inner }, PyBytes::new(py, &extra)))
     }
 
     /// Natural-log probabilities `float32 [B, vocab_size]` after each context row of `int64 [B, L]`.
