@@ -1,9 +1,10 @@
 //! Python bindings of `stepfuse_core::ngram`: conversion and GIL release only.
 
 use numpy::ndarray::{Array1, Array2};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use stepfuse_core::ngram::norepeat::NoRepeatBatch;
 use stepfuse_core::ngram::{
     arpa, binary, count::DEFAULT_CHUNK, estimate_mkn, estimate_mle, Kind, NGramCounts, NGramLM,
 };
@@ -301,9 +302,94 @@ impl PyNGramLM {
     }
 }
 
+fn ids_u32(v: &[i64], arg: &str) -> PyRes<Vec<u32>> {
+    v.iter()
+        .map(|&x| {
+            if x < 0 || x > u32::MAX as i64 {
+                Err(CoreError::out_of_range(arg, x, "token ids must lie in [0, 2^32)").into())
+            } else {
+                Ok(x as u32)
+            }
+        })
+        .collect()
+}
+
+/// Incremental no-repeat-n-gram states of a batch (see `stepfuse.ngram.NoRepeatNGram`).
+#[pyclass(module = "stepfuse._core", name = "_NoRepeatNGram")]
+pub struct PyNoRepeat {
+    inner: NoRepeatBatch,
+}
+
+#[pymethods]
+impl PyNoRepeat {
+    #[new]
+    fn new(n: i64, batch_size: i64) -> PyRes<Self> {
+        let n = non_negative(n, "n")?;
+        let b = non_negative(batch_size, "batch_size")?;
+        Ok(PyNoRepeat { inner: NoRepeatBatch::new(n, b)? })
+    }
+
+    #[getter]
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+
+    #[getter]
+    fn batch_size(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Append one token per row.
+    fn update(&mut self, tokens: &Bound<'_, PyAny>) -> PyRes<()> {
+        let t = int_array(tokens, "tokens")?.to_u32_ids("tokens", None)?;
+        Ok(self.inner.update(&t)?)
+    }
+
+    /// Append tokens to one row.
+    fn extend_row(&mut self, row: i64, tokens: &Bound<'_, PyAny>) -> PyRes<()> {
+        let r = non_negative(row, "row")?;
+        let t = int_array(tokens, "tokens")?.to_u32_ids("tokens", None)?;
+        Ok(self.inner.extend_row(r, &t)?)
+    }
+
+    /// Make the states equal to `input_ids int64 [B, L]` (extending rows that grew, rebuilding others).
+    fn sync(&mut self, py: Python<'_>, input_ids: PyReadonlyArray2<'_, i64>) -> PyRes<()> {
+        let (v, b, l) = owned2(&input_ids, "input_ids")?;
+        let ids = ids_u32(&v, "input_ids")?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.sync(&ids, b, l))?;
+        Ok(())
+    }
+
+    /// Banned (rows, cols) as int64 arrays, tokens below `limit`.
+    fn banned<'py>(
+        &self,
+        py: Python<'py>,
+        limit: i64,
+    ) -> PyRes<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+        let lim = non_negative(limit, "limit")?.min(u32::MAX as usize) as u32;
+        let (r, c) = self.inner.banned(lim);
+        Ok((Array1::from_vec(r).into_pyarray(py), Array1::from_vec(c).into_pyarray(py)))
+    }
+
+    /// Set banned entries of a C-contiguous float32 `[B, V]` numpy array to -inf in place.
+    fn apply_f32(&self, mut logits: PyReadwriteArray2<'_, f32>) -> PyRes<()> {
+        let v = logits.shape()[1];
+        let s = logits.as_slice_mut().map_err(|_| invalid("logits", "must be C-contiguous"))?;
+        Ok(self.inner.apply_f32(s, v)?)
+    }
+
+    /// History of one row (uint32).
+    fn history<'py>(&self, py: Python<'py>, row: i64) -> PyRes<Bound<'py, PyArray1<u32>>> {
+        let r = self.inner.row(non_negative(row, "row")?)?;
+        Ok(Array1::from_vec(r.history().to_vec()).into_pyarray(py))
+    }
+}
+
 /// Register this area's classes and functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyNGramCounts>()?;
     m.add_class::<PyNGramLM>()?;
+    m.add_class::<PyNoRepeat>()?;
     Ok(())
 }

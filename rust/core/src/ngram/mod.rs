@@ -11,6 +11,7 @@ pub mod binary;
 pub mod count;
 pub mod estimate;
 pub mod lm;
+pub mod norepeat;
 pub mod table;
 
 pub use count::{NGramCounts, Specials};
