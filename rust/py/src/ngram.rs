@@ -314,6 +314,9 @@ fn ids_u32(v: &[i64], arg: &str) -> PyRes<Vec<u32>> {
         .collect()
 }
 
+/// Two int64 arrays (rows, columns).
+type PairI64<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
 /// Incremental no-repeat-n-gram states of a batch (see `stepfuse.ngram.NoRepeatNGram`).
 #[pyclass(module = "stepfuse._core", name = "_NoRepeatNGram")]
 pub struct PyNoRepeat {
@@ -362,11 +365,7 @@ impl PyNoRepeat {
     }
 
     /// Banned (rows, cols) as int64 arrays, tokens below `limit`.
-    fn banned<'py>(
-        &self,
-        py: Python<'py>,
-        limit: i64,
-    ) -> PyRes<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    fn banned<'py>(&self, py: Python<'py>, limit: i64) -> PyRes<PairI64<'py>> {
         let lim = non_negative(limit, "limit")?.min(u32::MAX as usize) as u32;
         let (r, c) = self.inner.banned(lim);
         Ok((Array1::from_vec(r).into_pyarray(py), Array1::from_vec(c).into_pyarray(py)))
