@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from stepfuse.ngram._index import DocReport, NGramIndex
+from stepfuse.ngram._index import decontaminate_main as decontaminate_main  # the CLI entry point
 from stepfuse.ngram._lm import NGramCounts, NGramLM
 from stepfuse.ngram._norepeat import NoRepeatNGram
 
-__all__ = ["NGramCounts", "NGramLM", "NoRepeatNGram"]
+__all__ = ["DocReport", "NGramCounts", "NGramIndex", "NGramLM", "NoRepeatNGram"]
 
 
 def __getattr__(name: str) -> Any:

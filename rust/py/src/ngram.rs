@@ -4,6 +4,7 @@ use numpy::ndarray::{Array1, Array2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use stepfuse_core::ngram::index::{normalized_strings, Doc, DocScan, NGramIndex};
 use stepfuse_core::ngram::norepeat::NoRepeatBatch;
 use stepfuse_core::ngram::{
     arpa, binary, count::DEFAULT_CHUNK, estimate_mkn, estimate_mle, Kind, NGramCounts, NGramLM,
@@ -385,10 +386,124 @@ impl PyNoRepeat {
     }
 }
 
+/// Per-document scan result: (overlap, total, reference ids uint32 [R], spans uint64 [S, 2]).
+type ScanTuple<'py> = (u64, u64, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray2<u64>>);
+
+fn scan_out<'py>(py: Python<'py>, res: Vec<DocScan>) -> PyRes<Vec<ScanTuple<'py>>> {
+    res.into_iter()
+        .map(|d| {
+            let k = d.spans.len();
+            let flat: Vec<u64> = d.spans.iter().flat_map(|&(a, b)| [a, b]).collect();
+            Ok((d.overlap, d.total, Array1::from_vec(d.refs).into_pyarray(py), array2(py, flat, k, 2)?))
+        })
+        .collect()
+}
+
+fn id_docs(docs: &Bound<'_, PyAny>) -> PyRes<Vec<Vec<u64>>> {
+    let mut out = Vec::new();
+    for d in docs.try_iter()? {
+        out.push(int_array(&d?, "docs")?.to_u64_symbols());
+    }
+    Ok(out)
+}
+
+/// Reference n-gram set for decontamination (see `stepfuse.ngram.NGramIndex`).
+#[pyclass(module = "stepfuse._core", name = "_NGramIndex")]
+pub struct PyNGramIndex {
+    inner: NGramIndex,
+}
+
+#[pymethods]
+impl PyNGramIndex {
+    #[new]
+    fn new(n: i64, normalize: bool) -> PyRes<Self> {
+        Ok(PyNGramIndex { inner: NGramIndex::new(non_negative(n, "n")?, normalize)? })
+    }
+
+    #[getter]
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+
+    #[getter]
+    fn normalize(&self) -> bool {
+        self.inner.normalize()
+    }
+
+    #[getter]
+    fn num_ngrams(&self) -> usize {
+        self.inner.len()
+    }
+
+    #[getter]
+    fn num_docs(&self) -> u64 {
+        self.inner.num_docs()
+    }
+
+    /// Add reference texts with ids `first_id ..`.
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>, first_id: u32) -> PyRes<()> {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let docs: Vec<Doc<'_>> = texts.iter().map(|t| Doc::Text(t)).collect();
+            inner.add(&docs, first_id)
+        })?;
+        Ok(())
+    }
+
+    /// Add reference token-id documents with ids `first_id ..`.
+    fn add_ids(&mut self, py: Python<'_>, docs: &Bound<'_, PyAny>, first_id: u32) -> PyRes<()> {
+        let ids = id_docs(docs)?;
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let docs: Vec<Doc<'_>> = ids.iter().map(|t| Doc::Ids(t)).collect();
+            inner.add(&docs, first_id)
+        })?;
+        Ok(())
+    }
+
+    /// Scan texts: one (overlap, total, refs, spans) per text.
+    fn scan_texts<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        spans: bool,
+    ) -> PyRes<Vec<ScanTuple<'py>>> {
+        let res = py.detach(|| {
+            let docs: Vec<Doc<'_>> = texts.iter().map(|t| Doc::Text(t)).collect();
+            self.inner.scan(&docs, spans)
+        });
+        scan_out(py, res)
+    }
+
+    /// Scan token-id documents.
+    fn scan_ids<'py>(
+        &self,
+        py: Python<'py>,
+        docs: &Bound<'_, PyAny>,
+        spans: bool,
+    ) -> PyRes<Vec<ScanTuple<'py>>> {
+        let ids = id_docs(docs)?;
+        let res = py.detach(|| {
+            let docs: Vec<Doc<'_>> = ids.iter().map(|t| Doc::Ids(t)).collect();
+            self.inner.scan(&docs, spans)
+        });
+        scan_out(py, res)
+    }
+}
+
+/// Words of `text` as the index sees them (lowercased alphanumeric runs, or whitespace pieces).
+#[pyfunction]
+#[pyo3(signature = (text, normalize = true))]
+fn ngram_words(text: &str, normalize: bool) -> Vec<String> {
+    normalized_strings(text, normalize)
+}
+
 /// Register this area's classes and functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyNGramCounts>()?;
     m.add_class::<PyNGramLM>()?;
     m.add_class::<PyNoRepeat>()?;
+    m.add_class::<PyNGramIndex>()?;
+    m.add_function(wrap_pyfunction!(ngram_words, m)?)?;
     Ok(())
 }

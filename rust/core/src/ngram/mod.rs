@@ -10,6 +10,7 @@ pub mod arpa;
 pub mod binary;
 pub mod count;
 pub mod estimate;
+pub mod index;
 pub mod lm;
 pub mod norepeat;
 pub mod table;
