@@ -336,3 +336,15 @@ def test_corrupt_files_raise_format_errors(tmp_path: Path) -> None:
     mle = NGramLM.train([[1, 2]], 2, smoothing="interpolated_mle")
     with pytest.raises(InvalidArgumentError):
         mle.write_arpa(tmp_path / "z.arpa")
+
+
+def test_count_flat_equals_count() -> None:
+    sents = _random_corpus(4, 50, 20, 9)
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sents])
+    offs = np.cumsum([0, *[len(s) for s in sents]])
+    a = NGramCounts.count_flat(flat.astype(np.uint16), offs, 3, vocab_size=20)
+    b = NGramCounts.count(sents, 3, vocab_size=20)
+    for n in (1, 2, 3):
+        np.testing.assert_array_equal(a.ngrams(n)[1], b.ngrams(n)[1])
+    with pytest.raises(InvalidArgumentError):
+        NGramCounts.count_flat(flat, offs[:-1], 3)

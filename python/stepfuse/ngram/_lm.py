@@ -127,6 +127,19 @@ class NGramCounts:
             bar.close()
         return cls(inner, words)
 
+    @classmethod
+    def count_flat(
+        cls, tokens: Any, offsets: Any, order: int, *, vocab_size: int | None = None, chunk: int = 1 << 20
+    ) -> NGramCounts:
+        """Count sentences given as one flat id array ``tokens [T]`` and ``offsets [S+1]`` (sentence i is
+        ``tokens[offsets[i]:offsets[i+1]]``) without any per-sentence Python work."""
+        if not isinstance(order, (int, np.integer)) or order < 1:
+            raise InvalidArgumentError(f"order: must be an integer >= 1, got {order!r}")
+        t = _int_array(tokens, "tokens")
+        if vocab_size is None:
+            vocab_size = int(t.max()) + 1 if t.size else 0
+        return cls(_core._NGramCounts.count(t, _int_array(offsets, "offsets"), int(order), int(vocab_size), int(chunk)))
+
     def merge(self, other: NGramCounts) -> NGramCounts:
         """Counts of both corpora (same order and vocabulary)."""
         if self.words is not None and other.words is not None and self.words != other.words:
