@@ -195,6 +195,38 @@ impl NGramLM {
     /// Natural-log probabilities of `tokens` after the context `ctx` (already cut to at most
     /// `order - 1` valid ids).
     pub fn score_context(&self, ctx: &[u32], tokens: &[u32], out: &mut [f32]) {
+        // Issue every probe of this query before reading any, so their cache misses overlap.
+        if tokens.len() <= 4 {
+            let l = ctx.len();
+            let mut hc = self.seed;
+            for m in 1..=l {
+                hc = step(hc, ctx[l - m]);
+                if m >= 2 {
+                    self.tables[m - 2].prefetch_dir(hc);
+                }
+            }
+            for &w in tokens {
+                let mut hw = step(self.seed, w);
+                for m in 1..=l {
+                    hw = step(hw, ctx[l - m]);
+                    self.tables[m - 1].prefetch_dir(hw);
+                }
+            }
+            let mut hc = self.seed;
+            for m in 1..=l {
+                hc = step(hc, ctx[l - m]);
+                if m >= 2 {
+                    self.tables[m - 2].prefetch_bucket(hc);
+                }
+            }
+            for &w in tokens {
+                let mut hw = step(self.seed, w);
+                for m in 1..=l {
+                    hw = step(hw, ctx[l - m]);
+                    self.tables[m - 1].prefetch_bucket(hw);
+                }
+            }
+        }
         let mut bo = [0f32; MAX_ORDER];
         let found = self.contexts(ctx, &mut bo);
         let l = ctx.len();

@@ -37,13 +37,20 @@ pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 const SEED: u64 = 0x0A1B_2C3D_4E5F_6071;
 
+/// The distinct tokens that followed one (n−1)-gram prefix, and where that prefix first occurs.
+#[derive(Clone, Debug)]
+struct Followers {
+    start: u32,
+    next: Vec<u32>,
+}
+
 /// No-repeat state of one sequence.
 #[derive(Clone, Debug)]
 pub struct NoRepeat {
     n: usize,
     hist: Vec<u32>,
-    /// prefix hash -> (start position of the prefix, following token)
-    map: IdMap<Vec<(u32, u32)>>,
+    /// prefix hash -> one entry per distinct prefix with that hash (almost always one)
+    map: IdMap<Vec<Followers>>,
 }
 
 impl NoRepeat {
@@ -68,8 +75,21 @@ impl NoRepeat {
         let l = self.hist.len();
         if l >= self.n {
             let start = l - self.n;
+            let k = self.n - 1;
             let h = self.prefix_hash(start);
-            self.map.entry(h).or_default().push((start as u32, t));
+            let hist = &self.hist;
+            let list = self.map.entry(h).or_default();
+            match list
+                .iter_mut()
+                .find(|f| hist[f.start as usize..f.start as usize + k] == hist[start..start + k])
+            {
+                Some(f) => {
+                    if !f.next.contains(&t) {
+                        f.next.push(t);
+                    }
+                }
+                None => list.push(Followers { start: start as u32, next: vec![t] }),
+            }
         }
         Ok(())
     }
@@ -100,11 +120,11 @@ impl NoRepeat {
         let start = l + 1 - self.n;
         let prefix = &self.hist[start..];
         if let Some(list) = self.map.get(&self.prefix_hash(start)) {
-            for &(s, t) in list {
-                let s = s as usize;
-                if t < limit && &self.hist[s..s + self.n - 1] == prefix {
-                    out.push(t);
-                }
+            let k = self.n - 1;
+            if let Some(f) =
+                list.iter().find(|f| &self.hist[f.start as usize..f.start as usize + k] == prefix)
+            {
+                out.extend(f.next.iter().copied().filter(|&t| t < limit));
             }
         }
     }
