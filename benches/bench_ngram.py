@@ -99,11 +99,17 @@ def _query() -> Case:
     sent = test.reshape(-1, SENT)
     q = sent.size
     # every position of every test sentence, with its in-sentence history (<s> first)
-    padded = np.concatenate([np.full((sent.shape[0], 3), -1), np.full((sent.shape[0], 1), lm.bos_id), sent], axis=1)
+    padded = np.concatenate(
+        [np.full((sent.shape[0], 3), -1), np.full((sent.shape[0], 1), lm.bos_id), sent], axis=1
+    )
     ctx = np.lib.stride_tricks.sliding_window_view(padded, 4, axis=1)[:, :SENT].reshape(-1, 4).copy()
     toks = sent.reshape(-1).copy()
     baselines = {}
-    info: dict[str, object] = {"queries": q, "ngrams": lm.num_ngrams(), "bytes/ngram": round(lm.bytes_per_ngram, 2)}
+    info: dict[str, object] = {
+        "queries": q,
+        "ngrams": lm.num_ngrams(),
+        "bytes/ngram": round(lm.bytes_per_ngram, 2),
+    }
     try:
         import kenlm
 
