@@ -348,3 +348,24 @@ def test_count_flat_equals_count() -> None:
         np.testing.assert_array_equal(a.ngrams(n)[1], b.ngrams(n)[1])
     with pytest.raises(InvalidArgumentError):
         NGramCounts.count_flat(flat, offs[:-1], 3)
+
+
+@settings(max_examples=40)
+@given(st.lists(st.lists(st.integers(0, 5), max_size=8), min_size=1, max_size=10), st.integers(1, 3))
+def test_mkn_matches_oracle_on_random_corpora(sents: list[list[int]], order: int) -> None:
+    if not any(sents):
+        with pytest.raises(InvalidArgumentError):
+            NGramLM.train(sents, order, vocab_size=6)
+        return
+    lm = NGramLM.train(sents, order, vocab_size=6)
+    want = mkn(sents, order, list(range(6)), fallback=(0.5, 1.0, 1.5))
+    for n in range(1, order + 1):
+        for g, (p, b) in want[n].items():
+            got = lm._inner.entry(_ids_of(lm, g))
+            assert got is not None
+            assert got[0] == pytest.approx(p, abs=1e-5)
+            if b is not None:
+                assert got[1] == pytest.approx(b, abs=1e-5)
+    every = np.array([w for w in range(lm.vocab_size + 3) if w != lm.bos_id])
+    row = lm.score([[lm.bos_id]], every[None, :])[0].astype(np.float64)
+    assert abs(np.exp(row).sum() - 1.0) < 1e-5
