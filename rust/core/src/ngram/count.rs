@@ -313,34 +313,128 @@ pub fn check_offsets(offsets: &[usize], len: usize) -> Result<()> {
     Ok(())
 }
 
+/// Packed key types: `u64` when an n-gram fits in 64 bits (faster sorts), else `u128`.
+trait Key: Copy + Ord + Send + Sync {
+    const ZERO: Self;
+    fn push(self, bits: u32, x: u32) -> Self;
+    fn wide(self) -> u128;
+}
+
+impl Key for u64 {
+    const ZERO: Self = 0;
+    #[inline]
+    fn push(self, bits: u32, x: u32) -> Self {
+        (self << bits) | x as u64
+    }
+    #[inline]
+    fn wide(self) -> u128 {
+        self as u128
+    }
+}
+
+impl Key for u128 {
+    const ZERO: Self = 0;
+    #[inline]
+    fn push(self, bits: u32, x: u32) -> Self {
+        (self << bits) | x as u128
+    }
+    #[inline]
+    fn wide(self) -> u128 {
+        self
+    }
+}
+
+fn rle<K: Key>(keys: &[K]) -> (Vec<K>, Vec<u64>) {
+    let mut ks: Vec<K> = Vec::new();
+    let mut cs: Vec<u64> = Vec::new();
+    for &k in keys {
+        match ks.last() {
+            Some(&last) if last == k => {
+                if let Some(c) = cs.last_mut() {
+                    *c += 1;
+                }
+            }
+            _ => {
+                ks.push(k);
+                cs.push(1);
+            }
+        }
+    }
+    (ks, cs)
+}
+
+fn merge_k<K: Key>(a: (Vec<K>, Vec<u64>), b: (Vec<K>, Vec<u64>)) -> (Vec<K>, Vec<u64>) {
+    if a.0.is_empty() {
+        return b;
+    }
+    if b.0.is_empty() {
+        return a;
+    }
+    let (ak, ac) = a;
+    let (bk, bc) = b;
+    let mut ok = Vec::with_capacity(ak.len() + bk.len());
+    let mut oc = Vec::with_capacity(ak.len() + bk.len());
+    let (mut i, mut j) = (0, 0);
+    while i < ak.len() && j < bk.len() {
+        if ak[i] < bk[j] {
+            ok.push(ak[i]);
+            oc.push(ac[i]);
+            i += 1;
+        } else if bk[j] < ak[i] {
+            ok.push(bk[j]);
+            oc.push(bc[j]);
+            j += 1;
+        } else {
+            ok.push(ak[i]);
+            oc.push(ac[i] + bc[j]);
+            i += 1;
+            j += 1;
+        }
+    }
+    ok.extend_from_slice(&ak[i..]);
+    oc.extend_from_slice(&ac[i..]);
+    ok.extend_from_slice(&bk[j..]);
+    oc.extend_from_slice(&bc[j..]);
+    (ok, oc)
+}
+
 /// Count the windows of length `n` of the padded `stream` that stay inside one sentence (no `</s>`
 /// before the window's last position).
 fn count_order(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: usize) -> Run {
+    if n as u32 * bits <= 64 {
+        count_order_k::<u64>(stream, n, bits, eos, chunk)
+    } else {
+        count_order_k::<u128>(stream, n, bits, eos, chunk)
+    }
+}
+
+fn count_order_k<K: Key>(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: usize) -> Run {
     if stream.len() < n {
         return Run::default();
     }
     let ends = n - 1..stream.len();
     let starts: Vec<usize> = ends.clone().step_by(chunk).collect();
-    starts
+    let (keys, counts) = starts
         .par_iter()
         .map(|&s| {
             let e = (s + chunk).min(stream.len());
-            let mut keys = Vec::with_capacity(e - s);
+            let mut keys: Vec<K> = Vec::with_capacity(e - s);
             'win: for end in s..e {
                 let win = &stream[end + 1 - n..=end];
-                let mut k = 0u128;
+                let mut k = K::ZERO;
                 for (i, &x) in win.iter().enumerate() {
                     if x == eos && i + 1 < n {
                         continue 'win;
                     }
-                    k = (k << bits) | x as u128;
+                    k = k.push(bits, x);
                 }
                 keys.push(k);
             }
             keys.sort_unstable();
-            Run::from_sorted(&keys)
+            rle(&keys)
         })
-        .reduce(Run::default, |a, b| Run::merge(&a, &b))
+        .reduce(|| (Vec::new(), Vec::new()), merge_k);
+    Run { keys: keys.into_iter().map(Key::wide).collect(), counts }
 }
 
 #[cfg(test)]
@@ -377,10 +471,12 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn counts_match_brute_force(sents in proptest::collection::vec(proptest::collection::vec(0u32..6, 0..9), 0..7),
-                                    order in 1usize..5, chunk in 1usize..7) {
+                                    order in 1usize..5, chunk in 1usize..7, wide in proptest::bool::ANY) {
+            // a large vocabulary makes order >= 4 use 128-bit keys
+            let v = if wide { 1 << 20 } else { 6 };
             let (toks, off) = flat(&sents);
-            let c = NGramCounts::count(&toks, &off, order, 6, chunk).unwrap();
-            let want = brute(&sents, order, 6);
+            let c = NGramCounts::count(&toks, &off, order, v, chunk).unwrap();
+            let want = brute(&sents, order, v);
             for n in 1..=order {
                 let (ids, counts) = c.ngrams(n).unwrap();
                 let got: HashMap<Vec<u32>, u64> = ids.chunks(n).map(|x| x.to_vec()).zip(counts).collect();
@@ -390,8 +486,8 @@ mod tests {
             let h = sents.len() / 2;
             let (t1, o1) = flat(&sents[..h]);
             let (t2, o2) = flat(&sents[h..]);
-            let a = NGramCounts::count(&t1, &o1, order, 6, chunk).unwrap();
-            let b = NGramCounts::count(&t2, &o2, order, 6, chunk).unwrap();
+            let a = NGramCounts::count(&t1, &o1, order, v, chunk).unwrap();
+            let b = NGramCounts::count(&t2, &o2, order, v, chunk).unwrap();
             proptest::prop_assert_eq!(a.merge(&b).unwrap(), c);
         }
     }
