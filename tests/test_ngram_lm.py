@@ -369,3 +369,17 @@ def test_mkn_matches_oracle_on_random_corpora(sents: list[list[int]], order: int
     every = np.array([w for w in range(lm.vocab_size + 3) if w != lm.bos_id])
     row = lm.score([[lm.bos_id]], every[None, :])[0].astype(np.float64)
     assert abs(np.exp(row).sum() - 1.0) < 1e-6
+
+
+@pytest.mark.parametrize("smoothing", ["modified_kneser_ney", "interpolated_mle"])
+@pytest.mark.parametrize(("rows", "k"), [(13, 1), (3001, 1), (9, 3), (700, 5)])
+def test_batched_rows_equal_single_queries(smoothing: str, rows: int, k: int) -> None:
+    """Grouped/pipelined and parallel batch paths give exactly the per-row results."""
+    sents = _random_corpus(6, 300, 40, 12)
+    lm = NGramLM.train(sents, 4, smoothing=smoothing)
+    rng = np.random.default_rng(rows)
+    ctx = rng.integers(-1, lm.vocab_size + 3, size=(rows, 3))
+    toks = rng.integers(0, lm.vocab_size + 3, size=(rows, k))
+    got = lm.score(ctx, toks)
+    for i in range(0, rows, max(1, rows // 17)):
+        np.testing.assert_array_equal(got[i], lm.score(ctx[i : i + 1], toks[i : i + 1])[0])
