@@ -114,7 +114,7 @@ class NGramCounts:
         *,
         vocab_size: int | None = None,
         progress: bool = False,
-        chunk: int = 1 << 20,
+        chunk: int = 1 << 21,
     ) -> NGramCounts:
         """Count orders ``1..order`` of ``sentences`` (see :meth:`NGramLM.train` for the input forms)."""
         if not isinstance(order, (int, np.integer)) or order < 1:
@@ -129,7 +129,7 @@ class NGramCounts:
 
     @classmethod
     def count_flat(
-        cls, tokens: Any, offsets: Any, order: int, *, vocab_size: int | None = None, chunk: int = 1 << 20
+        cls, tokens: Any, offsets: Any, order: int, *, vocab_size: int | None = None, chunk: int = 1 << 21
     ) -> NGramCounts:
         """Count sentences given as one flat id array ``tokens [T]`` and ``offsets [S+1]`` (sentence i is
         ``tokens[offsets[i]:offsets[i+1]]``) without any per-sentence Python work."""

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::{CoreError, Result};
 
 /// Default number of windows one counting task sorts at a time.
-pub const DEFAULT_CHUNK: usize = 1 << 20;
+pub const DEFAULT_CHUNK: usize = 1 << 21;
 
 /// The ids `<unk>`, `<s>`, `</s>` take in a vocabulary of `vocab_size` user tokens: the three ids just
 /// after it (`vocab_size`, `vocab_size + 1`, `vocab_size + 2`).
@@ -200,7 +200,8 @@ impl NGramCounts {
             stream.push(sp.eos);
         }
         let chunk = chunk.max(1);
-        let levels = (1..=order).map(|n| count_order(&stream, n, bits, sp.eos, chunk)).collect();
+        let levels =
+            (1..=order).into_par_iter().map(|n| count_order(&stream, n, bits, sp.eos, chunk)).collect();
         Ok(NGramCounts {
             order,
             vocab_size,
@@ -318,6 +319,36 @@ trait Key: Copy + Ord + Send + Sync {
     const ZERO: Self;
     fn push(self, bits: u32, x: u32) -> Self;
     fn wide(self) -> u128;
+    /// Sort keys whose values use at most `used_bits` low bits.
+    fn sort(keys: &mut Vec<Self>, _used_bits: u32) {
+        keys.sort_unstable();
+    }
+}
+
+/// LSD radix sort with 11-bit digits over the `used_bits` low bits: O(T · used_bits / 11).
+fn radix_sort_u64(keys: &mut Vec<u64>, used_bits: u32) {
+    const D: u32 = 11;
+    let mut tmp = vec![0u64; keys.len()];
+    let passes = used_bits.div_ceil(D);
+    for p in 0..passes {
+        let shift = p * D;
+        let mut hist = [0usize; 1 << D];
+        for &k in keys.iter() {
+            hist[((k >> shift) as usize) & ((1 << D) - 1)] += 1;
+        }
+        let mut sum = 0;
+        for h in hist.iter_mut() {
+            let c = *h;
+            *h = sum;
+            sum += c;
+        }
+        for &k in keys.iter() {
+            let d = ((k >> shift) as usize) & ((1 << D) - 1);
+            tmp[hist[d]] = k;
+            hist[d] += 1;
+        }
+        std::mem::swap(keys, &mut tmp);
+    }
 }
 
 impl Key for u64 {
@@ -329,6 +360,13 @@ impl Key for u64 {
     #[inline]
     fn wide(self) -> u128 {
         self as u128
+    }
+    fn sort(keys: &mut Vec<Self>, used_bits: u32) {
+        if keys.len() < 512 {
+            keys.sort_unstable();
+        } else {
+            radix_sort_u64(keys, used_bits);
+        }
     }
 }
 
@@ -430,7 +468,7 @@ fn count_order_k<K: Key>(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: u
                 }
                 keys.push(k);
             }
-            keys.sort_unstable();
+            K::sort(&mut keys, n as u32 * bits);
             rle(&keys)
         })
         .reduce(|| (Vec::new(), Vec::new()), merge_k);
@@ -489,6 +527,52 @@ mod tests {
             let a = NGramCounts::count(&t1, &o1, order, v, chunk).unwrap();
             let b = NGramCounts::count(&t2, &o2, order, v, chunk).unwrap();
             proptest::prop_assert_eq!(a.merge(&b).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn radix_sort_matches_std_sort() {
+        let mut x: u64 = 12345;
+        for used in [1u32, 11, 15, 22, 45, 60, 64] {
+            let mask = if used == 64 { u64::MAX } else { (1u64 << used) - 1 };
+            let mut a: Vec<u64> = (0..5000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x & mask
+                })
+                .collect();
+            let mut b = a.clone();
+            radix_sort_u64(&mut a, used);
+            b.sort_unstable();
+            assert_eq!(a, b);
+        }
+        // a long stream exercises the radix path of counting against the 128-bit path
+        let toks: Vec<u32> = (0..20_000u32).map(|i| (i * 7919) % 301 % 37).collect();
+        let offs: Vec<usize> = (0..=400).map(|i| i * 50).collect();
+        let narrow = NGramCounts::count(&toks, &offs, 3, 40, 3000).unwrap();
+        let wide = NGramCounts::count(&toks, &offs, 3, 1 << 30, 3000).unwrap();
+        for n in 1..=3 {
+            let (a, ca) = narrow.ngrams(n).unwrap();
+            let (b, cb) = wide.ngrams(n).unwrap();
+            let sp_n = Specials::new(40).unwrap();
+            let sp_w = Specials::new(1 << 30).unwrap();
+            let remap = |x: u32| {
+                if x == sp_w.bos {
+                    sp_n.bos
+                } else if x == sp_w.eos {
+                    sp_n.eos
+                } else {
+                    x
+                }
+            };
+            let b: Vec<u32> = b.into_iter().map(remap).collect();
+            let mut pa: Vec<(Vec<u32>, u64)> = a.chunks(n).map(|c| c.to_vec()).zip(ca).collect();
+            let mut pb: Vec<(Vec<u32>, u64)> = b.chunks(n).map(|c| c.to_vec()).zip(cb).collect();
+            pa.sort();
+            pb.sort();
+            assert_eq!(pa, pb);
         }
     }
 
