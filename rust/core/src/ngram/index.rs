@@ -33,35 +33,45 @@ fn mix_char(h: u64, c: u32) -> u64 {
 /// Split `text` into words with character spans. `normalize`: lowercase and keep alphanumeric runs only;
 /// otherwise words are the whitespace-separated pieces, unchanged.
 pub fn words(text: &str, normalize: bool) -> Vec<Word> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(text.len() / 5 + 1);
     let mut h = 0u64;
     let mut start = 0u64;
     let mut inside = false;
     let mut pos = 0u64;
-    for c in text.chars() {
-        let keep = if normalize { c.is_alphanumeric() } else { !c.is_whitespace() };
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        // ASCII fast path; other characters are decoded (char positions count characters, not bytes).
+        let (keep, c, width) = if byte < 128 {
+            let keep = if normalize { byte.is_ascii_alphanumeric() } else { !(byte as char).is_whitespace() };
+            (keep, byte as char, 1)
+        } else {
+            let c = text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+            let keep = if normalize { c.is_alphanumeric() } else { !c.is_whitespace() };
+            (keep, c, c.len_utf8())
+        };
         if keep {
             if !inside {
                 inside = true;
                 start = pos;
                 h = 0;
             }
-            if normalize {
-                if c.is_ascii() {
-                    h = mix_char(h, c.to_ascii_lowercase() as u32);
-                } else {
-                    for l in c.to_lowercase() {
-                        h = mix_char(h, l as u32);
-                    }
-                }
-            } else {
+            if !normalize {
                 h = mix_char(h, c as u32);
+            } else if c.is_ascii() {
+                h = mix_char(h, c.to_ascii_lowercase() as u32);
+            } else {
+                for l in c.to_lowercase() {
+                    h = mix_char(h, l as u32);
+                }
             }
         } else if inside {
             inside = false;
             out.push(Word { hash: fmix64(h), start, end: pos });
         }
         pos += 1;
+        i += width;
     }
     if inside {
         out.push(Word { hash: fmix64(h), start, end: pos });
