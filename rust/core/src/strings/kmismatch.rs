@@ -1,0 +1,175 @@
+//! k-mismatch by filter and verification. Pigeonhole: split the pattern into k + 1 disjoint pieces
+//! of length L = ⌊m/(k+1)⌋; an alignment with <= k mismatches matches at least one piece exactly.
+//! A rolling hash of every length-L text window, looked up among the piece hashes, marks candidate
+//! shifts; each candidate is verified by a chunked, early-exit comparison that stops after k + 1
+//! mismatches. Hashes only propose candidates, so the result is exact whatever the collisions.
+//! Expected work O(n + cand·min(m, k·σ/(σ-1))) against O(n·m) for the full computation; when a
+//! sample of candidates says verification would cost more than the full plan (periodic or
+//! low-entropy text), `Auto` falls back to the full distances clamped at k + 1.
+
+use rayon::prelude::*;
+
+use super::alphabet::Relabeled;
+
+/// Shifts per parallel task.
+const TASK: usize = 1 << 15;
+/// Odd multiplier of the polynomial rolling hash (arithmetic mod 2^64).
+const BASE: u64 = 0x9E37_79B9_7F4A_7C15 | 1;
+
+/// Early-exit comparison of the pattern at shift `s`: returns (min(distance, k+1), positions examined).
+#[inline]
+pub(crate) fn verify(text: &[u32], pat: &[u32], s: usize, k: usize) -> (u32, usize) {
+    let m = pat.len();
+    let win = &text[s..s + m];
+    let mut mism = 0usize;
+    let mut j = 0;
+    while j < m {
+        let e = (j + 64).min(m);
+        mism += win[j..e].iter().zip(&pat[j..e]).map(|(a, b)| (a != b) as usize).sum::<usize>();
+        if mism > k {
+            return (k as u32 + 1, e);
+        }
+        j = e;
+    }
+    (mism as u32, m)
+}
+
+/// Piece hashes: open addressing from hash to the run of piece indices sharing it.
+struct PieceTable {
+    slots: Vec<(u64, u32, u32)>, // (hash, start in `pieces`, count); count 0 = empty
+    pieces: Vec<u32>,
+    mask: usize,
+}
+
+impl PieceTable {
+    fn new(pat: &[u32], l: usize, q: usize) -> PieceTable {
+        let mut hp: Vec<(u64, u32)> =
+            (0..q).map(|p| (hash(&pat[p * l..(p + 1) * l]), p as u32)).collect();
+        hp.sort_unstable();
+        let cap = (2 * q).next_power_of_two().max(8);
+        let mut slots = vec![(0u64, 0u32, 0u32); cap];
+        let pieces: Vec<u32> = hp.iter().map(|x| x.1).collect();
+        let mut i = 0;
+        while i < hp.len() {
+            let mut e = i;
+            while e < hp.len() && hp[e].0 == hp[i].0 {
+                e += 1;
+            }
+            let mut s = slot(hp[i].0, cap);
+            while slots[s].2 != 0 {
+                s = (s + 1) & (cap - 1);
+            }
+            slots[s] = (hp[i].0, i as u32, (e - i) as u32);
+            i = e;
+        }
+        PieceTable { slots, pieces, mask: cap - 1 }
+    }
+
+    #[inline]
+    fn get(&self, h: u64) -> &[u32] {
+        let mut s = slot(h, self.mask + 1);
+        loop {
+            let (key, start, count) = self.slots[s];
+            if count == 0 {
+                return &[];
+            }
+            if key == h {
+                return &self.pieces[start as usize..(start + count) as usize];
+            }
+            s = (s + 1) & self.mask;
+        }
+    }
+}
+
+#[inline]
+fn slot(h: u64, cap: usize) -> usize {
+    ((h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 32) as usize & (cap - 1)
+}
+
+fn hash(xs: &[u32]) -> u64 {
+    xs.iter().fold(0u64, |h, &x| h.wrapping_mul(BASE).wrapping_add(x as u64 + 1))
+}
+
+/// Candidate shifts of one task as a bitmap over `s0..s0+len`.
+fn candidates(r: &Relabeled, table: &PieceTable, l: usize, q: usize, s0: usize, len: usize) -> Vec<u64> {
+    let mut bits = vec![0u64; len.div_ceil(64)];
+    let t = &r.text;
+    let t_end = s0 + len - 1 + (q - 1) * l; // last window start (inclusive)
+    let top = BASE.wrapping_pow(l as u32 - 1);
+    let mut h = hash(&t[s0..s0 + l]);
+    let mut pos = s0;
+    loop {
+        for &p in table.get(h) {
+            let off = p as usize * l;
+            if pos >= s0 + off && pos - off < s0 + len {
+                let s = pos - off - s0;
+                bits[s >> 6] |= 1 << (s & 63);
+            }
+        }
+        if pos == t_end {
+            break;
+        }
+        h = h
+            .wrapping_sub((t[pos] as u64 + 1).wrapping_mul(top))
+            .wrapping_mul(BASE)
+            .wrapping_add(t[pos + l] as u64 + 1);
+        pos += 1;
+    }
+    bits
+}
+
+fn set_bits(bits: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    bits.iter().enumerate().flat_map(|(w, &b)| {
+        let mut b = b;
+        std::iter::from_fn(move || {
+            if b == 0 {
+                return None;
+            }
+            let i = b.trailing_zeros() as usize;
+            b &= b - 1;
+            Some(w * 64 + i)
+        })
+    })
+}
+
+/// Outcome of the filter: the distances, or `None` when verification was judged too costly.
+pub(crate) fn filter_verify(r: &Relabeled, k: usize, budget_ns: Option<f64>) -> Option<Vec<u32>> {
+    let m = r.pattern.len();
+    let shifts = r.shifts();
+    let q = k + 1;
+    let l = m / q;
+    debug_assert!(l >= 1 && shifts > 0);
+    let table = PieceTable::new(&r.pattern, l, q);
+    let tasks: Vec<(usize, usize)> =
+        (0..shifts).step_by(TASK).map(|s0| (s0, TASK.min(shifts - s0))).collect();
+    let bitmaps: Vec<Vec<u64>> =
+        tasks.par_iter().map(|&(s0, len)| candidates(r, &table, l, q, s0, len)).collect();
+    if let Some(budget) = budget_ns {
+        let total: usize = bitmaps.iter().flatten().map(|b| b.count_ones() as usize).sum();
+        // Sample up to 256 candidates to estimate positions examined per verification.
+        let mut examined = 0usize;
+        let mut sampled = 0usize;
+        'outer: for (bits, &(s0, _)) in bitmaps.iter().zip(&tasks) {
+            for s in set_bits(bits) {
+                examined += verify(&r.text, &r.pattern, s0 + s, k).1;
+                sampled += 1;
+                if sampled == 256 {
+                    break 'outer;
+                }
+            }
+        }
+        let per = if sampled == 0 { 0.0 } else { examined as f64 / sampled as f64 };
+        let cost = shifts as f64 * super::cost::FILTER_NS + total as f64 * (20.0 + per * super::cost::VERIFY_NS);
+        if cost > budget {
+            return None;
+        }
+    }
+    let mut out = vec![k as u32 + 1; shifts];
+    out.par_chunks_mut(TASK).zip(bitmaps.par_iter()).enumerate().for_each(|(i, (o, bits))| {
+        let s0 = i * TASK;
+        for s in set_bits(bits) {
+            o[s] = verify(&r.text, &r.pattern, s0 + s, k).0;
+        }
+    });
+    Some(out)
+}
