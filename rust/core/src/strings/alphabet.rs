@@ -37,6 +37,10 @@ impl SymbolMap {
                 }
                 ids.push(*e);
             }
+            // Absent symbols read as the sentinel directly.
+            for e in table.iter_mut().filter(|e| **e == EMPTY) {
+                *e = sigma;
+            }
             return (SymbolMap::Direct(table), ids, sigma);
         }
         let cap = (2 * pattern.len()).next_power_of_two().max(16);
@@ -67,10 +71,13 @@ impl SymbolMap {
     #[inline]
     fn get(&self, x: u64, sentinel: u32) -> u32 {
         match self {
-            SymbolMap::Direct(t) => match t.get(x as usize) {
-                Some(&v) if v != EMPTY && x < DIRECT_LIMIT => v,
-                _ => sentinel,
-            },
+            SymbolMap::Direct(t) => {
+                if x < t.len() as u64 {
+                    t[x as usize]
+                } else {
+                    sentinel
+                }
+            }
             SymbolMap::Hashed { keys, vals, shift } => {
                 let mask = keys.len() - 1;
                 let mut s = slot(x, *shift);

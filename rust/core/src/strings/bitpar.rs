@@ -12,9 +12,11 @@ pub(crate) const MAX_PLANES: u32 = 8;
 /// Shifts per parallel task.
 const TASK: usize = 1 << 14;
 
-/// Bit planes of `sigma + 1` ids.
-pub(crate) fn planes(sigma: u32) -> u32 {
-    32 - sigma.leading_zeros()
+/// Bit planes needed for the ids present: `0..sigma`, plus the sentinel `sigma` when the text
+/// holds symbols outside the pattern.
+pub(crate) fn planes(r: &Relabeled) -> u32 {
+    let top = if r.text_counts[r.sigma as usize] > 0 { r.sigma } else { r.sigma.saturating_sub(1) };
+    (32 - top.leading_zeros()).max(1)
 }
 
 #[inline(always)]
@@ -78,7 +80,7 @@ pub fn bitparallel_distances(r: &Relabeled) -> Vec<u32> {
         return out;
     }
     let m = r.pattern.len();
-    let b = planes(r.sigma).max(1);
+    let b = planes(r);
     let kw = m.div_ceil(64);
     let tp = to_planes(&r.text, b, r.text.len().div_ceil(64) + 2);
     let pp = to_planes(&r.pattern, b, kw);

@@ -30,18 +30,18 @@ use crate::{CoreError, Result};
 /// Measured cost constants (nanoseconds, one core) of the engines, used by `Auto`.
 pub(crate) mod cost {
     /// Counting, per (shift × pattern position), by id width in bytes.
-    pub const COUNT_NS: [f64; 3] = [0.004, 0.008, 0.016];
+    pub const COUNT_NS: [f64; 3] = [0.036, 0.052, 0.1];
     /// Bit-parallel, per (shift × pattern word × (planes + 1)).
-    pub const BITPAR_NS: f64 = 0.12;
+    pub const BITPAR_NS: f64 = 1.8;
     /// Marking, per increment, and per scanned text position.
-    pub const MARK_NS: f64 = 0.7;
-    pub const SCAN_NS: f64 = 1.0;
+    pub const MARK_NS: f64 = 1.5;
+    pub const SCAN_NS: f64 = 5.0;
     /// FFT, per block and symbol, per N·log2 N; plus per-position indicator work.
-    pub const FFT_NS: f64 = 0.35;
+    pub const FFT_NS: f64 = 0.45;
     pub const FFT_POS_NS: f64 = 1.0;
     /// k-mismatch filter: per shift (rolling hash + lookup), per compared position when verifying.
-    pub const FILTER_NS: f64 = 3.0;
-    pub const VERIFY_NS: f64 = 0.3;
+    pub const FILTER_NS: f64 = 8.0;
+    pub const VERIFY_NS: f64 = 0.5;
 }
 
 /// Engine for exact distances.
@@ -119,7 +119,7 @@ pub fn plan(r: &Relabeled) -> Plan {
     let shifts = r.shifts() as f64;
     let m = r.pattern.len();
     let counting = shifts * m as f64 * cost::COUNT_NS[count::id_width(r.sigma).trailing_zeros() as usize];
-    let b = bitpar::planes(r.sigma).max(1);
+    let b = bitpar::planes(r);
     let bitp = if b <= bitpar::MAX_PLANES {
         shifts * m.div_ceil(64) as f64 * (b + 1) as f64 * cost::BITPAR_NS
     } else {

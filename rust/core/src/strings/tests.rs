@@ -143,3 +143,60 @@ proptest! {
         }
     }
 }
+
+/// Timing of every engine at the sizes (run by hand: `cargo test --release -- --ignored`).
+#[test]
+#[ignore]
+fn calibrate_engines() {
+    let mut x = 7u64;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let n = 1_000_000;
+    let m = 1000;
+    let h: f64 = (1..=65536).map(|k| 1.0 / k as f64).sum();
+    let cdf: Vec<f64> = (1..=65536)
+        .scan(0.0, |s, k| {
+            *s += 1.0 / (k as f64 * h);
+            Some(*s)
+        })
+        .collect();
+    for (name, sig) in [("uniform", 0u32), ("zipf", 1), ("binary", 2), ("sigma16", 3)] {
+        let t: Vec<u64> = (0..n)
+            .map(|_| match sig {
+                0 => rnd() % 65536,
+                1 => cdf.partition_point(|&c| c < (rnd() >> 11) as f64 / (1u64 << 53) as f64) as u64,
+                2 => rnd() % 2,
+                _ => rnd() % 16,
+            })
+            .collect();
+        let p = t[5000..5000 + m].to_vec();
+        let r = Relabeled::new(&t, &p);
+        println!("{name}: plan {} est {:.1} ms", plan(&r).describe(), plan(&r).est_ns() / 1e6);
+        for meth in METHODS {
+            let t0 = std::time::Instant::now();
+            let d = distances_ids(&r, meth).unwrap();
+            println!("  {meth:?}: {:.1} ms ({})", t0.elapsed().as_secs_f64() * 1e3, d[5000]);
+        }
+        for k in [8usize, 64] {
+            let t0 = std::time::Instant::now();
+            let _ = k_mismatch_ids(&r, k, KMethod::Auto).unwrap();
+            println!("  k={k}: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+        }
+        let t0 = std::time::Instant::now();
+        let _ = Relabeled::new(&t, &p);
+        println!("  relabel: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
+    for (u, s) in [(1_000_000i64, 1000usize), (10_000_000, 3162), (1_000_000, 10_000)] {
+        let a: Vec<i64> = (0..s).map(|_| (rnd() % u as u64) as i64).collect();
+        let b: Vec<i64> = (0..s).map(|_| (rnd() % u as u64) as i64).collect();
+        for meth in [SumsetMethod::Auto, SumsetMethod::Pairs, SumsetMethod::Radix, SumsetMethod::Fft, SumsetMethod::ShiftOr] {
+            let t0 = std::time::Instant::now();
+            let r = sumset(&a, &b, false, meth).map(|r| r.sums.len());
+            println!("sumset U={u} s={s} {meth:?}: {:.1} ms {:?}", t0.elapsed().as_secs_f64() * 1e3, r.is_ok());
+        }
+    }
+}
