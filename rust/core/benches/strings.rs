@@ -24,9 +24,15 @@ fn benches(c: &mut Criterion) {
     // sigma picks the id width: u8 (< 256 pattern symbols), u16, u32.
     for sigma in [16u64, 1 << 16, 1 << 40] {
         let t = text(n, sigma, 7);
-        let p: Vec<u64> = if sigma > 1 << 20 { (0..m as u64).map(|i| i * (1 << 30)).collect() } else { t[100..100 + m].to_vec() };
+        let p: Vec<u64> = if sigma > 1 << 20 {
+            (0..m as u64).map(|i| i * (1 << 30)).collect()
+        } else {
+            t[100..100 + m].to_vec()
+        };
         let r = Relabeled::new(&t, &p);
-        g.bench_with_input(BenchmarkId::new("sigma_p", r.sigma), &r, |b, r| b.iter(|| count::count_matches(r)));
+        g.bench_with_input(BenchmarkId::new("sigma_p", r.sigma), &r, |b, r| {
+            b.iter(|| count::count_matches(r))
+        });
     }
     g.finish();
     let t = text(n, 1 << 16, 9);

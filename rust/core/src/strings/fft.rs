@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use realfft::num_complex::Complex;
 use rayon::prelude::*;
+use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::alphabet::Relabeled;

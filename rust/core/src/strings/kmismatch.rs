@@ -1,9 +1,11 @@
-//! k-mismatch by filter and verification. Pigeonhole: split the pattern into k + 1 disjoint pieces
-//! of length L = ⌊m/(k+1)⌋; an alignment with <= k mismatches matches at least one piece exactly.
-//! A rolling hash of every length-L text window, looked up among the piece hashes, marks candidate
-//! shifts; each candidate is verified by a chunked, early-exit comparison that stops after k + 1
-//! mismatches. Hashes only propose candidates, so the result is exact whatever the collisions.
-//! Expected work O(n + cand·min(m, k·σ/(σ-1))) against O(n·m) for the full computation; when a
+//! k-mismatch by filter and verification (sampled pigeonhole). With L = ⌊(m+1)/(k+2)⌋, every
+//! alignment covers at least k + 1 disjoint text windows starting at multiples of L, so an
+//! alignment with <= k mismatches matches one of them exactly against the pattern substring at
+//! the same place. The text windows at multiples of L (n/L of them) are hashed and looked up among
+//! the hashes of all m − L + 1 pattern substrings of length L; every hit proposes a shift, which is
+//! verified by a chunked, early-exit comparison that stops after k + 1 mismatches. Hashes only
+//! propose candidates, so the result is exact whatever the collisions. Expected work
+//! O(n + cand·min(m, k·σ/(σ−1))) against O(n·m) for the full computation; when a
 //! sample of candidates says verification would cost more than the full plan (periodic or
 //! low-entropy text), `Auto` falls back to the full distances clamped at k + 1.
 
@@ -34,21 +36,28 @@ pub(crate) fn verify(text: &[u32], pat: &[u32], s: usize, k: usize) -> (u32, usi
     (mism as u32, m)
 }
 
-/// Piece hashes: open addressing from hash to the run of piece indices sharing it.
+/// Hashes of every length-L pattern substring: open addressing from hash to the run of offsets.
 struct PieceTable {
-    slots: Vec<(u64, u32, u32)>, // (hash, start in `pieces`, count); count 0 = empty
-    pieces: Vec<u32>,
+    slots: Vec<(u64, u32, u32)>, // (hash, start in `offsets`, count); count 0 = empty
+    offsets: Vec<u32>,
     mask: usize,
 }
 
 impl PieceTable {
-    fn new(pat: &[u32], l: usize, q: usize) -> PieceTable {
-        let mut hp: Vec<(u64, u32)> =
-            (0..q).map(|p| (hash(&pat[p * l..(p + 1) * l]), p as u32)).collect();
+    fn new(pat: &[u32], l: usize) -> PieceTable {
+        let top = BASE.wrapping_pow(l as u32 - 1);
+        let mut h = hash(&pat[..l]);
+        let mut hp: Vec<(u64, u32)> = Vec::with_capacity(pat.len() - l + 1);
+        for o in 0..=pat.len() - l {
+            hp.push((h, o as u32));
+            if o + l < pat.len() {
+                h = roll(h, pat[o], pat[o + l], top);
+            }
+        }
         hp.sort_unstable();
-        let cap = (2 * q).next_power_of_two().max(8);
+        let cap = (2 * hp.len()).next_power_of_two().max(8);
         let mut slots = vec![(0u64, 0u32, 0u32); cap];
-        let pieces: Vec<u32> = hp.iter().map(|x| x.1).collect();
+        let offsets: Vec<u32> = hp.iter().map(|x| x.1).collect();
         let mut i = 0;
         while i < hp.len() {
             let mut e = i;
@@ -62,7 +71,7 @@ impl PieceTable {
             slots[s] = (hp[i].0, i as u32, (e - i) as u32);
             i = e;
         }
-        PieceTable { slots, pieces, mask: cap - 1 }
+        PieceTable { slots, offsets, mask: cap - 1 }
     }
 
     #[inline]
@@ -74,7 +83,7 @@ impl PieceTable {
                 return &[];
             }
             if key == h {
-                return &self.pieces[start as usize..(start + count) as usize];
+                return &self.offsets[start as usize..(start + count) as usize];
             }
             s = (s + 1) & self.mask;
         }
@@ -90,30 +99,28 @@ fn hash(xs: &[u32]) -> u64 {
     xs.iter().fold(0u64, |h, &x| h.wrapping_mul(BASE).wrapping_add(x as u64 + 1))
 }
 
-/// Candidate shifts of one task as a bitmap over `s0..s0+len`.
-fn candidates(r: &Relabeled, table: &PieceTable, l: usize, q: usize, s0: usize, len: usize) -> Vec<u64> {
+#[inline]
+fn roll(h: u64, out: u32, inn: u32, top: u64) -> u64 {
+    h.wrapping_sub((out as u64 + 1).wrapping_mul(top)).wrapping_mul(BASE).wrapping_add(inn as u64 + 1)
+}
+
+/// Candidate shifts of one task as a bitmap over `s0..s0+len`: text windows at multiples of L
+/// looked up among all pattern substrings of length L.
+fn candidates(r: &Relabeled, table: &PieceTable, l: usize, s0: usize, len: usize) -> Vec<u64> {
     let mut bits = vec![0u64; len.div_ceil(64)];
     let t = &r.text;
-    let t_end = s0 + len - 1 + (q - 1) * l; // last window start (inclusive)
-    let top = BASE.wrapping_pow(l as u32 - 1);
-    let mut h = hash(&t[s0..s0 + l]);
-    let mut pos = s0;
-    loop {
-        for &p in table.get(h) {
-            let off = p as usize * l;
-            if pos >= s0 + off && pos - off < s0 + len {
-                let s = pos - off - s0;
+    let m = r.pattern.len();
+    let last = (s0 + len - 1 + m - l).min(t.len() - l); // last window start (inclusive)
+    let mut pos = s0.div_ceil(l) * l;
+    while pos <= last {
+        for &o in table.get(hash(&t[pos..pos + l])) {
+            let o = o as usize;
+            if pos >= s0 + o && pos - o < s0 + len {
+                let s = pos - o - s0;
                 bits[s >> 6] |= 1 << (s & 63);
             }
         }
-        if pos == t_end {
-            break;
-        }
-        h = h
-            .wrapping_sub((t[pos] as u64 + 1).wrapping_mul(top))
-            .wrapping_mul(BASE)
-            .wrapping_add(t[pos + l] as u64 + 1);
-        pos += 1;
+        pos += l;
     }
     bits
 }
@@ -136,14 +143,16 @@ fn set_bits(bits: &[u64]) -> impl Iterator<Item = usize> + '_ {
 pub(crate) fn filter_verify(r: &Relabeled, k: usize, budget_ns: Option<f64>) -> Option<Vec<u32>> {
     let m = r.pattern.len();
     let shifts = r.shifts();
-    let q = k + 1;
-    let l = m / q;
-    debug_assert!(l >= 1 && shifts > 0);
-    let table = PieceTable::new(&r.pattern, l, q);
+    // Windows at multiples of L inside any m consecutive positions: at least ⌊(m+1)/L⌋ - 1 >= k + 1.
+    let l = (m + 1) / (k + 2);
+    if l == 0 || shifts == 0 {
+        return None;
+    }
+    let table = PieceTable::new(&r.pattern, l);
     let tasks: Vec<(usize, usize)> =
         (0..shifts).step_by(TASK).map(|s0| (s0, TASK.min(shifts - s0))).collect();
     let bitmaps: Vec<Vec<u64>> =
-        tasks.par_iter().map(|&(s0, len)| candidates(r, &table, l, q, s0, len)).collect();
+        tasks.par_iter().map(|&(s0, len)| candidates(r, &table, l, s0, len)).collect();
     if let Some(budget) = budget_ns {
         let total: usize = bitmaps.iter().flatten().map(|b| b.count_ones() as usize).sum();
         // Sample up to 256 candidates to estimate positions examined per verification.
@@ -159,7 +168,8 @@ pub(crate) fn filter_verify(r: &Relabeled, k: usize, budget_ns: Option<f64>) -> 
             }
         }
         let per = if sampled == 0 { 0.0 } else { examined as f64 / sampled as f64 };
-        let cost = shifts as f64 * super::cost::FILTER_NS + total as f64 * (20.0 + per * super::cost::VERIFY_NS);
+        let cost =
+            shifts as f64 * super::cost::FILTER_NS + total as f64 * (20.0 + per * super::cost::VERIFY_NS);
         if cost > budget {
             return None;
         }

@@ -39,8 +39,8 @@ pub(crate) mod cost {
     /// FFT, per block and symbol, per N·log2 N; plus per-position indicator work.
     pub const FFT_NS: f64 = 0.45;
     pub const FFT_POS_NS: f64 = 1.0;
-    /// k-mismatch filter: per shift (rolling hash + lookup), per compared position when verifying.
-    pub const FILTER_NS: f64 = 8.0;
+    /// k-mismatch filter: per text position (window hashing), per compared position when verifying.
+    pub const FILTER_NS: f64 = 1.5;
     pub const VERIFY_NS: f64 = 0.5;
 }
 
@@ -81,10 +81,18 @@ impl Method {
 /// What `Auto` decided, with its estimated cost in nanoseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
-    Counting { est_ns: f64 },
-    BitParallel { est_ns: f64 },
+    Counting {
+        est_ns: f64,
+    },
+    BitParallel {
+        est_ns: f64,
+    },
     /// Per-symbol split: `fft` symbols by correlation, `marked[c]` by marking.
-    Split { fft: Vec<u32>, marked: Vec<bool>, est_ns: f64 },
+    Split {
+        fft: Vec<u32>,
+        marked: Vec<bool>,
+        est_ns: f64,
+    },
 }
 
 impl Plan {
@@ -129,15 +137,15 @@ pub fn plan(r: &Relabeled) -> Plan {
     let mut split = r.text.len() as f64 * cost::SCAN_NS;
     let mut fft_syms = Vec::new();
     let mut marked = vec![false; r.sigma as usize + 1];
-    for c in 0..r.sigma as usize {
-        let (a, p) = (r.text_counts[c] as f64, r.pat_counts[c] as f64);
-        if a == 0.0 {
+    let counts = r.text_counts.iter().zip(&r.pat_counts);
+    for (c, (flag, (&a, &p))) in marked.iter_mut().zip(counts).enumerate().take(r.sigma as usize) {
+        if a == 0 {
             continue;
         }
-        let mark = a * p * cost::MARK_NS;
+        let mark = a as f64 * p as f64 * cost::MARK_NS;
         let f = blocks * fft_sym;
         if mark <= f {
-            marked[c] = true;
+            *flag = true;
             split += mark;
         } else {
             fft_syms.push(c as u32);
@@ -238,7 +246,7 @@ pub fn k_mismatch_ids(r: &Relabeled, k: usize, method: KMethod) -> Result<Vec<u3
         let cap = (k.min(u32::MAX as usize - 1) + 1) as u32;
         d.into_iter().map(|x| x.min(cap)).collect()
     };
-    let filterable = k < m;
+    let filterable = k + 2 <= m + 1 && k < m;
     match method {
         KMethod::Full(meth) => Ok(clamp(distances_ids(r, meth)?)),
         KMethod::Filter if filterable => {

@@ -102,9 +102,7 @@ fn costs(a: &Dist, b: &Dist, u: u128, mult: bool) -> [Option<f64>; 4] {
     let tile = if mult { TILE_COUNTS } else { TILE_BITS } as f64;
     let tiles = (uf / tile).ceil();
     let pairs_tiled = (u <= PAIRS_MAX_U && (pairs as u128) <= MAX_PAIRS * 8).then(|| {
-        pairs * 1.0
-            + if mult { uf * 0.5 } else { uf / 64.0 * 1.5 }
-            + tiles * small.vals.len() as f64 * 25.0
+        pairs * 1.0 + if mult { uf * 0.5 } else { uf / 64.0 * 1.5 } + tiles * small.vals.len() as f64 * 25.0
     });
     let radix = ((pairs as u128) <= MAX_PAIRS).then(|| {
         let passes = ((128 - u.leading_zeros()) as f64 / 11.0).ceil().max(1.0);

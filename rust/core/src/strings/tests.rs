@@ -10,7 +10,8 @@ fn oracle(t: &[u64], p: &[u64]) -> Vec<u32> {
     (0..=t.len() - p.len()).map(|i| p.iter().zip(&t[i..]).filter(|(a, b)| a != b).count() as u32).collect()
 }
 
-const METHODS: [Method; 5] = [Method::Auto, Method::Counting, Method::Marking, Method::Fft, Method::BitParallel];
+const METHODS: [Method; 5] =
+    [Method::Auto, Method::Counting, Method::Marking, Method::Fft, Method::BitParallel];
 
 fn check_all(t: &[u64], p: &[u64]) {
     let want = oracle(t, p);
@@ -89,8 +90,13 @@ fn sumset_methods_agree() {
     ];
     for (a, b) in cases {
         let (s, c) = sumset_oracle(&a, &b);
-        for meth in [SumsetMethod::Auto, SumsetMethod::Pairs, SumsetMethod::Radix, SumsetMethod::Fft, SumsetMethod::ShiftOr]
-        {
+        for meth in [
+            SumsetMethod::Auto,
+            SumsetMethod::Pairs,
+            SumsetMethod::Radix,
+            SumsetMethod::Fft,
+            SumsetMethod::ShiftOr,
+        ] {
             match sumset(&a, &b, true, meth) {
                 Ok(r) => {
                     assert_eq!(r.sums, s, "{meth:?}");
@@ -193,10 +199,20 @@ fn calibrate_engines() {
     for (u, s) in [(1_000_000i64, 1000usize), (10_000_000, 3162), (1_000_000, 10_000)] {
         let a: Vec<i64> = (0..s).map(|_| (rnd() % u as u64) as i64).collect();
         let b: Vec<i64> = (0..s).map(|_| (rnd() % u as u64) as i64).collect();
-        for meth in [SumsetMethod::Auto, SumsetMethod::Pairs, SumsetMethod::Radix, SumsetMethod::Fft, SumsetMethod::ShiftOr] {
+        for meth in [
+            SumsetMethod::Auto,
+            SumsetMethod::Pairs,
+            SumsetMethod::Radix,
+            SumsetMethod::Fft,
+            SumsetMethod::ShiftOr,
+        ] {
             let t0 = std::time::Instant::now();
             let r = sumset(&a, &b, false, meth).map(|r| r.sums.len());
-            println!("sumset U={u} s={s} {meth:?}: {:.1} ms {:?}", t0.elapsed().as_secs_f64() * 1e3, r.is_ok());
+            println!(
+                "sumset U={u} s={s} {meth:?}: {:.1} ms {:?}",
+                t0.elapsed().as_secs_f64() * 1e3,
+                r.is_ok()
+            );
         }
     }
 }
