@@ -213,15 +213,21 @@ fn pairs_tiled(a: &Dist, b: &Dist, u: u64, mult: bool) -> (Vec<u64>, Vec<u64>) {
                     break;
                 }
                 let from = b.vals.partition_point(|&y| x + y < lo);
-                for (&y, &cy) in b.vals[from..].iter().zip(&b.cnts[from..]) {
-                    let s = x + y;
-                    if s >= hi {
-                        break;
+                if mult {
+                    for (&y, &cy) in b.vals[from..].iter().zip(&b.cnts[from..]) {
+                        let s = x + y;
+                        if s >= hi {
+                            break;
+                        }
+                        acc[(s - lo) as usize] += cx * cy;
                     }
-                    let o = (s - lo) as usize;
-                    if mult {
-                        acc[o] += cx * cy;
-                    } else {
+                } else {
+                    let base = x.wrapping_sub(lo);
+                    for &y in &b.vals[from..] {
+                        let o = (base.wrapping_add(y)) as usize;
+                        if o >= (hi - lo) as usize {
+                            break;
+                        }
                         bits[o >> 6] |= 1 << (o & 63);
                     }
                 }
@@ -346,18 +352,19 @@ fn fft_conv(a: &Dist, b: &Dist, u: usize) -> Result<(Vec<u64>, Vec<u64>)> {
     let fwd = planner.plan_fft_forward(n);
     let inv = planner.plan_fft_inverse(n);
     let err = |e: realfft::FftError| CoreError::invalid("fft", format!("transform failed: {e}"));
-    let mut x = vec![0.0f64; n];
-    for (&v, &c) in a.vals.iter().zip(&a.cnts) {
-        x[v as usize] = c as f64;
-    }
-    let mut fa = fwd.make_output_vec();
-    fwd.process(&mut x, &mut fa).map_err(err)?;
-    x.iter_mut().for_each(|v| *v = 0.0);
-    for (&v, &c) in b.vals.iter().zip(&b.cnts) {
-        x[v as usize] = c as f64;
-    }
-    let mut fb = fwd.make_output_vec();
-    fwd.process(&mut x, &mut fb).map_err(err)?;
+    // The two forward transforms run in parallel.
+    let spectrum = |d: &Dist| -> Result<(Vec<f64>, Vec<Complex<f64>>)> {
+        let mut x = vec![0.0f64; n];
+        for (&v, &c) in d.vals.iter().zip(&d.cnts) {
+            x[v as usize] = c as f64;
+        }
+        let mut f = fwd.make_output_vec();
+        fwd.process(&mut x, &mut f).map_err(err)?;
+        Ok((x, f))
+    };
+    let (ra, rb) = rayon::join(|| spectrum(a), || spectrum(b));
+    let (mut x, mut fa) = ra?;
+    let (_, fb) = rb?;
     for (p, q) in fa.iter_mut().zip(&fb) {
         *p *= q;
     }
