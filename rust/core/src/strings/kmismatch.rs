@@ -11,16 +11,33 @@
 
 use rayon::prelude::*;
 
-use super::alphabet::Relabeled;
-
 /// Shifts per parallel task.
 const TASK: usize = 1 << 15;
 /// Odd multiplier of the polynomial rolling hash (arithmetic mod 2^64).
 const BASE: u64 = 0x9E37_79B9_7F4A_7C15 | 1;
 
+/// A symbol the filter can hash and compare: dense ids or raw 64-bit symbols (no relabelling).
+pub(crate) trait Sym: Copy + PartialEq + Send + Sync {
+    fn key(self) -> u64;
+}
+
+impl Sym for u32 {
+    #[inline]
+    fn key(self) -> u64 {
+        self as u64 + 1
+    }
+}
+
+impl Sym for u64 {
+    #[inline]
+    fn key(self) -> u64 {
+        self.wrapping_add(1)
+    }
+}
+
 /// Early-exit comparison of the pattern at shift `s`: returns (min(distance, k+1), positions examined).
 #[inline]
-pub(crate) fn verify(text: &[u32], pat: &[u32], s: usize, k: usize) -> (u32, usize) {
+pub(crate) fn verify<T: Sym>(text: &[T], pat: &[T], s: usize, k: usize) -> (u32, usize) {
     let m = pat.len();
     let win = &text[s..s + m];
     let mut mism = 0usize;
@@ -44,7 +61,7 @@ struct PieceTable {
 }
 
 impl PieceTable {
-    fn new(pat: &[u32], l: usize) -> PieceTable {
+    fn new<T: Sym>(pat: &[T], l: usize) -> PieceTable {
         let top = BASE.wrapping_pow(l as u32 - 1);
         let mut h = hash(&pat[..l]);
         let mut hp: Vec<(u64, u32)> = Vec::with_capacity(pat.len() - l + 1);
@@ -95,21 +112,19 @@ fn slot(h: u64, cap: usize) -> usize {
     ((h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 32) as usize & (cap - 1)
 }
 
-fn hash(xs: &[u32]) -> u64 {
-    xs.iter().fold(0u64, |h, &x| h.wrapping_mul(BASE).wrapping_add(x as u64 + 1))
+fn hash<T: Sym>(xs: &[T]) -> u64 {
+    xs.iter().fold(0u64, |h, &x| h.wrapping_mul(BASE).wrapping_add(x.key()))
 }
 
 #[inline]
-fn roll(h: u64, out: u32, inn: u32, top: u64) -> u64 {
-    h.wrapping_sub((out as u64 + 1).wrapping_mul(top)).wrapping_mul(BASE).wrapping_add(inn as u64 + 1)
+fn roll<T: Sym>(h: u64, out: T, inn: T, top: u64) -> u64 {
+    h.wrapping_sub(out.key().wrapping_mul(top)).wrapping_mul(BASE).wrapping_add(inn.key())
 }
 
 /// Candidate shifts of one task as a bitmap over `s0..s0+len`: text windows at multiples of L
 /// looked up among all pattern substrings of length L.
-fn candidates(r: &Relabeled, table: &PieceTable, l: usize, s0: usize, len: usize) -> Vec<u64> {
+fn candidates<T: Sym>(t: &[T], m: usize, table: &PieceTable, l: usize, s0: usize, len: usize) -> Vec<u64> {
     let mut bits = vec![0u64; len.div_ceil(64)];
-    let t = &r.text;
-    let m = r.pattern.len();
     let last = (s0 + len - 1 + m - l).min(t.len() - l); // last window start (inclusive)
     let mut pos = s0.div_ceil(l) * l;
     while pos <= last {
@@ -139,47 +154,61 @@ fn set_bits(bits: &[u64]) -> impl Iterator<Item = usize> + '_ {
     })
 }
 
-/// Outcome of the filter: the distances, or `None` when verification was judged too costly.
-pub(crate) fn filter_verify(r: &Relabeled, k: usize, budget_ns: Option<f64>) -> Option<Vec<u32>> {
-    let m = r.pattern.len();
-    let shifts = r.shifts();
+/// Candidate shifts of the whole text and the estimated cost of verifying them.
+pub(crate) struct Filter<'a, T: Sym> {
+    text: &'a [T],
+    pat: &'a [T],
+    k: usize,
+    bitmaps: Vec<Vec<u64>>,
+    /// Estimated nanoseconds of the filter including verification.
+    pub est_ns: f64,
+}
+
+/// Run the filter (hashing + lookups) and estimate the verification cost from a sample of up to
+/// 256 candidates; `None` when k >= m (no pieces).
+pub(crate) fn filter<'a, T: Sym>(text: &'a [T], pat: &'a [T], k: usize) -> Option<Filter<'a, T>> {
+    let m = pat.len();
+    let shifts = (text.len() + 1).saturating_sub(m);
     // Windows at multiples of L inside any m consecutive positions: at least ⌊(m+1)/L⌋ - 1 >= k + 1.
-    let l = (m + 1) / (k + 2);
+    let l = (m + 1) / (k.saturating_add(2));
     if l == 0 || shifts == 0 {
         return None;
     }
-    let table = PieceTable::new(&r.pattern, l);
+    let table = PieceTable::new(pat, l);
     let tasks: Vec<(usize, usize)> =
         (0..shifts).step_by(TASK).map(|s0| (s0, TASK.min(shifts - s0))).collect();
     let bitmaps: Vec<Vec<u64>> =
-        tasks.par_iter().map(|&(s0, len)| candidates(r, &table, l, s0, len)).collect();
-    if let Some(budget) = budget_ns {
-        let total: usize = bitmaps.iter().flatten().map(|b| b.count_ones() as usize).sum();
-        // Sample up to 256 candidates to estimate positions examined per verification.
-        let mut examined = 0usize;
-        let mut sampled = 0usize;
-        'outer: for (bits, &(s0, _)) in bitmaps.iter().zip(&tasks) {
-            for s in set_bits(bits) {
-                examined += verify(&r.text, &r.pattern, s0 + s, k).1;
-                sampled += 1;
-                if sampled == 256 {
-                    break 'outer;
-                }
+        tasks.par_iter().map(|&(s0, len)| candidates(text, m, &table, l, s0, len)).collect();
+    let total: usize = bitmaps.iter().flatten().map(|b| b.count_ones() as usize).sum();
+    let mut examined = 0usize;
+    let mut sampled = 0usize;
+    'outer: for (i, bits) in bitmaps.iter().enumerate() {
+        for s in set_bits(bits) {
+            examined += verify(text, pat, i * TASK + s, k).1;
+            sampled += 1;
+            if sampled == 256 {
+                break 'outer;
             }
         }
-        let per = if sampled == 0 { 0.0 } else { examined as f64 / sampled as f64 };
-        let cost =
-            shifts as f64 * super::cost::FILTER_NS + total as f64 * (20.0 + per * super::cost::VERIFY_NS);
-        if cost > budget {
-            return None;
-        }
     }
-    let mut out = vec![k as u32 + 1; shifts];
-    out.par_chunks_mut(TASK).zip(bitmaps.par_iter()).enumerate().for_each(|(i, (o, bits))| {
-        let s0 = i * TASK;
-        for s in set_bits(bits) {
-            o[s] = verify(&r.text, &r.pattern, s0 + s, k).0;
-        }
-    });
-    Some(out)
+    let per = if sampled == 0 { 0.0 } else { examined as f64 / sampled as f64 };
+    let est_ns =
+        text.len() as f64 * super::cost::FILTER_NS + total as f64 * (20.0 + per * super::cost::VERIFY_NS);
+    Some(Filter { text, pat, k, bitmaps, est_ns })
+}
+
+impl<T: Sym> Filter<'_, T> {
+    /// Verify every candidate: `min(distance, k + 1)` at every shift.
+    pub(crate) fn verify_all(self) -> Vec<u32> {
+        let shifts = (self.text.len() + 1).saturating_sub(self.pat.len());
+        let cap = (self.k.min(u32::MAX as usize - 1) + 1) as u32;
+        let mut out = vec![cap; shifts];
+        out.par_chunks_mut(TASK).zip(self.bitmaps.par_iter()).enumerate().for_each(|(i, (o, bits))| {
+            let s0 = i * TASK;
+            for s in set_bits(bits) {
+                o[s] = verify(self.text, self.pat, s0 + s, self.k).0;
+            }
+        });
+        out
+    }
 }

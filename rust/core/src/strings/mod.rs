@@ -41,6 +41,8 @@ pub(crate) mod cost {
     pub const FFT_POS_NS: f64 = 1.0;
     /// k-mismatch filter: per text position (window hashing), per compared position when verifying.
     pub const FILTER_NS: f64 = 1.5;
+    /// Relabelling, per text position.
+    pub const RELABEL_NS: f64 = 8.0;
     pub const VERIFY_NS: f64 = 0.5;
 }
 
@@ -228,7 +230,8 @@ pub fn hamming_distances(text: &[u64], pattern: &[u64], method: Method) -> Resul
 /// Engine for k-mismatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KMethod {
-    /// Filter + verification, falling back to the full `Auto` distances when it would cost more.
+    /// Filter + verification on the raw symbols, falling back to the full `Auto` distances when
+    /// the filter's estimated cost exceeds relabelling plus the full plan.
     Auto,
     /// Filter + verification always (full distances when k >= m, where no filter exists).
     Filter,
@@ -236,31 +239,25 @@ pub enum KMethod {
     Full(Method),
 }
 
-/// `min(distance, k + 1)` at every shift.
+fn clamp_k(d: Vec<u32>, k: usize) -> Vec<u32> {
+    let cap = (k.min(u32::MAX as usize - 1) + 1) as u32;
+    d.into_iter().map(|x| x.min(cap)).collect()
+}
+
+/// `min(distance, k + 1)` at every shift over dense ids.
 pub fn k_mismatch_ids(r: &Relabeled, k: usize, method: KMethod) -> Result<Vec<u32>> {
-    let m = r.pattern.len();
     if r.shifts() == 0 {
         return Ok(Vec::new());
     }
-    let clamp = |d: Vec<u32>| -> Vec<u32> {
-        let cap = (k.min(u32::MAX as usize - 1) + 1) as u32;
-        d.into_iter().map(|x| x.min(cap)).collect()
-    };
-    let filterable = k + 2 <= m + 1 && k < m;
     match method {
-        KMethod::Full(meth) => Ok(clamp(distances_ids(r, meth)?)),
-        KMethod::Filter if filterable => {
-            kmismatch::filter_verify(r, k, None).ok_or_else(|| CoreError::invalid("k", "filter refused"))
-        }
-        KMethod::Filter => Ok(clamp(distances_ids(r, Method::Auto)?)),
-        KMethod::Auto => {
-            if filterable {
-                let p = plan(r);
-                if let Some(d) = kmismatch::filter_verify(r, k, Some(p.est_ns())) {
-                    return Ok(d);
+        KMethod::Full(meth) => Ok(clamp_k(distances_ids(r, meth)?, k)),
+        KMethod::Filter | KMethod::Auto => {
+            if let Some(f) = kmismatch::filter(&r.text, &r.pattern, k) {
+                if method == KMethod::Filter || f.est_ns <= plan(r).est_ns() {
+                    return Ok(f.verify_all());
                 }
             }
-            Ok(clamp(distances_ids(r, Method::Auto)?))
+            Ok(clamp_k(distances_ids(r, Method::Auto)?, k))
         }
     }
 }
@@ -271,7 +268,22 @@ pub fn k_mismatch(text: &[u64], pattern: &[u64], k: usize, method: KMethod) -> R
     if pattern.len() > text.len() {
         return Ok(Vec::new());
     }
-    k_mismatch_ids(&Relabeled::new(text, pattern), k, method)
+    if let KMethod::Full(_) = method {
+        return k_mismatch_ids(&Relabeled::new(text, pattern), k, method);
+    }
+    // The filter needs no relabelling; relabel only when the full computation may be cheaper.
+    if let Some(f) = kmismatch::filter(text, pattern, k) {
+        let relabel = text.len() as f64 * cost::RELABEL_NS;
+        if method == KMethod::Filter || f.est_ns <= relabel + text.len() as f64 * cost::SCAN_NS {
+            return Ok(f.verify_all());
+        }
+        let r = Relabeled::new(text, pattern);
+        if f.est_ns <= relabel + plan(&r).est_ns() {
+            return Ok(f.verify_all());
+        }
+        return Ok(clamp_k(distances_ids(&r, Method::Auto)?, k));
+    }
+    Ok(clamp_k(hamming_distances(text, pattern, Method::Auto)?, k))
 }
 
 /// Periods tried directly (early-exit comparison) before the k-mismatch search of the rest.
@@ -289,11 +301,11 @@ pub fn find_repetition(tokens: &[u64], window: usize, max_mismatch: usize) -> Re
         return Ok(None);
     }
     let pattern = &tokens[n - window..];
-    let r = Relabeled::new(&tokens[..n - 1], pattern);
+    let text = &tokens[..n - 1];
     let d_max = n - window;
     let direct = d_max.min(DIRECT_PERIODS);
     for d in 1..=direct {
-        if (kmismatch::verify(&r.text, &r.pattern, n - window - d, max_mismatch).0 as usize) <= max_mismatch {
+        if (kmismatch::verify(text, pattern, n - window - d, max_mismatch).0 as usize) <= max_mismatch {
             return Ok(Some(d));
         }
     }
@@ -301,8 +313,7 @@ pub fn find_repetition(tokens: &[u64], window: usize, max_mismatch: usize) -> Re
         return Ok(None);
     }
     // Shifts s = n - window - d for d > direct: the text ends at n - 1 - direct.
-    let rest = Relabeled::from_ids(r.text[..n - 1 - direct].to_vec(), r.pattern.clone(), r.sigma);
-    let d = k_mismatch_ids(&rest, max_mismatch, KMethod::Auto)?;
+    let d = k_mismatch(&tokens[..n - 1 - direct], pattern, max_mismatch, KMethod::Auto)?;
     Ok(d.iter().rposition(|&x| (x as usize) <= max_mismatch).map(|s| n - window - s))
 }
 
