@@ -110,7 +110,7 @@ fn costs(a: &Dist, b: &Dist, u: u128, mult: bool) -> [Option<f64>; 4] {
     });
     let fft = (u <= FFT_MAX_U).then(|| {
         let n = fft_size(u as usize) as f64;
-        3.0 * n * n.log2() * 0.6 + n * 4.0
+        3.0 * n * n.log2() * 1.0 + n * 6.0
     });
     let shift = if mult {
         (u <= SHIFT_ADD_MAX_U).then(|| small.vals.len() as f64 * (range_of(large) as f64 + 1.0) * 0.3 + uf)
@@ -208,7 +208,9 @@ fn pairs_tiled(a: &Dist, b: &Dist, u: u64, mult: bool) -> (Vec<u64>, Vec<u64>) {
             let mut cnts = Vec::new();
             let mut bits = if mult { Vec::new() } else { vec![0u64; (hi - lo).div_ceil(64) as usize] };
             let mut acc = if mult { vec![0u64; (hi - lo) as usize] } else { Vec::new() };
-            for (&x, &cx) in a.vals.iter().zip(&a.cnts) {
+            let bmax = range_of(b);
+            let a_from = a.vals.partition_point(|&x| x + bmax < lo);
+            for (&x, &cx) in a.vals[a_from..].iter().zip(&a.cnts[a_from..]) {
                 if x >= hi {
                     break;
                 }
@@ -240,13 +242,14 @@ fn pairs_tiled(a: &Dist, b: &Dist, u: u64, mult: bool) -> (Vec<u64>, Vec<u64>) {
                     }
                 }
             } else {
+                sums.reserve_exact(bits.iter().map(|w| w.count_ones() as usize).sum());
                 push_bits(&bits, lo, &mut sums);
             }
             (sums, cnts)
         })
         .collect();
-    let mut sums = Vec::new();
-    let mut cnts = Vec::new();
+    let mut sums = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    let mut cnts = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
     for (s, c) in parts {
         sums.extend(s);
         cnts.extend(c);
