@@ -137,8 +137,11 @@ fn approx_ids(rl: &Relabeled, s: usize, r: usize, seed: u64) -> Result<Vec<f64>>
                 let s0 = b * l;
                 let len = o.len();
                 let win = &rl.text[s0..(s0 + n_fft).min(n)];
+                // Per group, the running sum of its projections' estimates at every shift.
                 est.clear();
-                est.resize(total * len, 0.0);
+                est.resize(r * len, 0.0);
+                // `p` also seeds the signs and may recompute the spectrum: a range loop is clearest.
+                #[allow(clippy::needless_range_loop)]
                 for p in 0..total {
                     for (x, &c) in sc.real.iter_mut().zip(win) {
                         *x = sign(seed, p, c);
@@ -156,8 +159,9 @@ fn approx_ids(rl: &Relabeled, s: usize, r: usize, seed: u64) -> Result<Vec<f64>>
                         *a = x * y;
                     }
                     cor.inverse_acc(sc)?;
-                    for (e, v) in est[p * len..(p + 1) * len].iter_mut().zip(&sc.real[m - 1..]) {
-                        *e = m as f64 - v.round();
+                    let g = p / s;
+                    for (e, v) in est[g * len..(g + 1) * len].iter_mut().zip(&sc.real[m - 1..]) {
+                        *e += m as f64 - v.round();
                     }
                 }
                 for (i, o) in o.iter_mut().enumerate() {
@@ -166,8 +170,7 @@ fn approx_ids(rl: &Relabeled, s: usize, r: usize, seed: u64) -> Result<Vec<f64>>
                         continue;
                     }
                     for (g, slot) in groups.iter_mut().enumerate() {
-                        let sum: f64 = (g * s..(g + 1) * s).map(|p| est[p * len + i]).sum();
-                        *slot = sum / s as f64;
+                        *slot = est[g * len + i] / s as f64;
                     }
                     *o = median(groups).clamp(1.0, m as f64);
                 }
