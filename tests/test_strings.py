@@ -114,6 +114,13 @@ def test_bytes_and_mixed_inputs() -> None:
     neg = np.array([-1, 5], dtype=np.int8)
     np.testing.assert_array_equal(strings.hamming_distances(big, neg), [1])
     np.testing.assert_array_equal(strings.hamming_distances(neg, neg.astype(np.int64)), [0])
+    # strided views and every integer dtype are read as their values
+    rng = np.random.default_rng(9)
+    base = rng.integers(0, 3, 400)
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64):
+        tv = base.astype(dt)[::2]
+        pv = base.astype(dt)[10:30:2]
+        np.testing.assert_array_equal(strings.hamming_distances(tv, pv), oracle(tv, pv))
     # unicode text must be encoded by the caller
     with pytest.raises(InvalidTypeError):
         strings.hamming_distances("héllo", b"h")
