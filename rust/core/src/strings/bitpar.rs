@@ -19,30 +19,57 @@ pub(crate) fn planes(r: &Relabeled) -> u32 {
     (32 - top.leading_zeros()).max(1)
 }
 
+/// Distances at shifts `start..start + out.len()`. Shifts are taken by residue r = i mod 64: the
+/// text planes are shifted by r once (funnel shift), after which every shift of that residue
+/// reads `kw` aligned words per plane.
 #[inline(always)]
 fn kernel(tp: &[Vec<u64>], pp: &[Vec<u64>], last_mask: u64, start: usize, out: &mut [u32]) {
     let kw = pp[0].len();
+    let planes = tp.len();
+    let end = start + out.len();
+    let q0 = start >> 6;
+    let span = ((end - 1) >> 6) - q0 + kw;
+    let mut shifted = vec![0u64; planes * span];
     let mut diff = vec![0u64; kw];
-    for (x, o) in out.iter_mut().enumerate() {
-        let i = start + x;
-        let q = i >> 6;
-        let off = (i & 63) as u32;
-        diff.iter_mut().for_each(|d| *d = 0);
-        for (t, p) in tp.iter().zip(pp) {
-            let lo = &t[q..q + kw];
-            let hi = &t[q + 1..q + 1 + kw];
-            if off == 0 {
-                for ((d, &a), &b) in diff.iter_mut().zip(lo).zip(p) {
-                    *d |= a ^ b;
-                }
+    for r in 0..64usize {
+        let mut i = (start & !63) + r;
+        if i < start {
+            i += 64;
+        }
+        if i >= end {
+            continue;
+        }
+        for (t, s) in tp.iter().zip(shifted.chunks_mut(span)) {
+            let lo = &t[q0..q0 + span];
+            if r == 0 {
+                s.copy_from_slice(lo);
             } else {
-                for (((d, &a), &h), &b) in diff.iter_mut().zip(lo).zip(hi).zip(p) {
-                    *d |= ((a >> off) | (h << (64 - off))) ^ b;
+                let hi = &t[q0 + 1..q0 + 1 + span];
+                for ((d, &a), &h) in s.iter_mut().zip(lo).zip(hi) {
+                    *d = (a >> r) | (h << (64 - r));
                 }
             }
         }
-        diff[kw - 1] &= last_mask;
-        *o = diff.iter().map(|d| d.count_ones()).sum();
+        while i < end {
+            let w = (i >> 6) - q0;
+            let cnt = if planes == 1 {
+                let s = &shifted[w..w + kw];
+                let p = &pp[0];
+                let body: u32 = s[..kw - 1].iter().zip(&p[..kw - 1]).map(|(a, b)| (a ^ b).count_ones()).sum();
+                body + ((s[kw - 1] ^ p[kw - 1]) & last_mask).count_ones()
+            } else {
+                diff.iter_mut().for_each(|d| *d = 0);
+                for (s, p) in shifted.chunks(span).zip(pp) {
+                    for ((d, &a), &b) in diff.iter_mut().zip(&s[w..w + kw]).zip(p) {
+                        *d |= a ^ b;
+                    }
+                }
+                diff[kw - 1] &= last_mask;
+                diff.iter().map(|d| d.count_ones()).sum()
+            };
+            out[i - start] = cnt;
+            i += 64;
+        }
     }
 }
 

@@ -30,12 +30,13 @@ use crate::{CoreError, Result};
 /// Measured cost constants (nanoseconds, one core) of the engines, used by `Auto`.
 pub(crate) mod cost {
     /// Counting, per (shift × pattern position), by id width in bytes.
-    pub const COUNT_NS: [f64; 3] = [0.036, 0.052, 0.1];
-    /// Bit-parallel, per (shift × pattern word × (planes + 1)).
-    pub const BITPAR_NS: f64 = 1.8;
+    pub const COUNT_NS: [f64; 3] = [0.018, 0.042, 0.07];
+    /// Bit-parallel, per (shift × pattern word): a fixed part and a part per bit plane.
+    pub const BITPAR_NS: f64 = 0.1;
+    pub const BITPAR_PLANE_NS: f64 = 0.6;
     /// Marking, per increment, and per scanned text position.
-    pub const MARK_NS: f64 = 1.5;
-    pub const SCAN_NS: f64 = 5.0;
+    pub const MARK_NS: f64 = 2.0;
+    pub const SCAN_NS: f64 = 3.0;
     /// FFT, per block and symbol, per N·log2 N; plus per-position indicator work.
     pub const FFT_NS: f64 = 0.45;
     pub const FFT_POS_NS: f64 = 1.0;
@@ -131,7 +132,7 @@ pub fn plan(r: &Relabeled) -> Plan {
     let counting = shifts * m as f64 * cost::COUNT_NS[count::id_width(r.sigma).trailing_zeros() as usize];
     let b = bitpar::planes(r);
     let bitp = if b <= bitpar::MAX_PLANES {
-        shifts * m.div_ceil(64) as f64 * (b + 1) as f64 * cost::BITPAR_NS
+        shifts * m.div_ceil(64) as f64 * (cost::BITPAR_NS + b as f64 * cost::BITPAR_PLANE_NS)
     } else {
         f64::INFINITY
     };
