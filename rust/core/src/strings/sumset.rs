@@ -54,7 +54,7 @@ pub struct Sumset {
 }
 
 /// Largest sum range the tiled pair engine accepts (bits scanned).
-const PAIRS_MAX_U: u128 = 1 << 38;
+const PAIRS_MAX_U: u128 = 1 << 32;
 /// Largest sum range for FFT convolution (memory ≈ 32 bytes per position).
 pub const FFT_MAX_U: u128 = 1 << 25;
 /// Largest sum range for shift-OR (bits) and shift-add (counters).
@@ -159,6 +159,10 @@ pub fn sumset(a: &[i64], b: &[i64], multiplicities: bool, method: SumsetMethod) 
             if c[0].is_none() {
                 return Err(limit("sum range for method=\"pairs\"", PAIRS_MAX_U));
             }
+            if !multiplicities {
+                let base = amin as i128 + bmin as i128;
+                return Ok(Sumset { sums: pairs_tiled_set(&da, &db, u as u64, base), counts: None });
+            }
             pairs_tiled(&da, &db, u as u64, multiplicities)
         }
         SumsetMethod::Radix => {
@@ -193,6 +197,67 @@ fn push_bits(bits: &[u64], base: u64, out: &mut Vec<u64>) {
             x &= x - 1;
         }
     }
+}
+
+/// Bitmap of the sums in `lo..hi` (offsets), pairs enumerated value by value of the smaller set.
+fn tile_bitmap(a: &Dist, b: &Dist, lo: u64, hi: u64) -> Vec<u64> {
+    let mut bits = vec![0u64; (hi - lo).div_ceil(64) as usize];
+    let bmax = range_of(b);
+    let a_from = a.vals.partition_point(|&x| x + bmax < lo);
+    for &x in &a.vals[a_from..] {
+        if x >= hi {
+            break;
+        }
+        let from = b.vals.partition_point(|&y| x + y < lo);
+        let base = x.wrapping_sub(lo);
+        for &y in &b.vals[from..] {
+            let o = base.wrapping_add(y) as usize;
+            if o >= (hi - lo) as usize {
+                break;
+            }
+            bits[o >> 6] |= 1 << (o & 63);
+        }
+    }
+    bits
+}
+
+/// Set-only tiled engine: tile bitmaps in parallel, then every tile writes its sums (plus `base`)
+/// straight into its slice of the one output array.
+fn pairs_tiled_set(a: &Dist, b: &Dist, u: u64, base: i128) -> Vec<i64> {
+    let (a, b) = if a.vals.len() <= b.vals.len() { (a, b) } else { (b, a) };
+    let tiles = u.div_ceil(TILE_BITS);
+    let maps: Vec<(Vec<u64>, usize)> = (0..tiles)
+        .into_par_iter()
+        .map(|t| {
+            let lo = t * TILE_BITS;
+            let bits = tile_bitmap(a, b, lo, (lo + TILE_BITS).min(u));
+            let ones = bits.iter().map(|w| w.count_ones() as usize).sum();
+            (bits, ones)
+        })
+        .collect();
+    let mut out = vec![0i64; maps.iter().map(|m| m.1).sum()];
+    let mut slices = Vec::with_capacity(maps.len());
+    let mut rest = &mut out[..];
+    for (_, ones) in &maps {
+        let (head, tail) = rest.split_at_mut(*ones);
+        slices.push(head);
+        rest = tail;
+    }
+    slices.into_par_iter().zip(maps.par_iter()).enumerate().for_each(|(t, (dst, (bits, _)))| {
+        // Every sum fits in i64 (checked by the caller), so tile-relative arithmetic does too.
+        let lo = (base + (t as u64 * TILE_BITS) as i128) as i64;
+        let mut k = 0;
+        for (w, &x) in bits.iter().enumerate() {
+            let mut x = x;
+            let wlo = lo.wrapping_add((w * 64) as i64);
+            while x != 0 {
+                dst[k] = wlo.wrapping_add(x.trailing_zeros() as i64);
+                k += 1;
+                x &= x - 1;
+            }
+        }
+    });
+    out
 }
 
 fn pairs_tiled(a: &Dist, b: &Dist, u: u64, mult: bool) -> (Vec<u64>, Vec<u64>) {
