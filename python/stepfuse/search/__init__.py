@@ -24,7 +24,14 @@ from stepfuse.search.protocols import (
 )
 from stepfuse.search.render import render_tree, tree_svg
 from stepfuse.search.strategies import DVTS, MCTS, BeamSearch, BestFirst, BestOfN, Strategy
-from stepfuse.search.voting import Vote, complexity_vote, extract_answer, majority_vote, vote_batch, weighted_vote
+from stepfuse.search.voting import (
+    Vote,
+    complexity_vote,
+    extract_answer,
+    majority_vote,
+    vote_batch,
+    weighted_vote,
+)
 
 __all__ = [
     "DVTS",

@@ -137,7 +137,9 @@ def _png(tree: SearchTree, path: Path, root: int | None, max_nodes: int) -> None
         x, y = pos[n]
         ax.text(x, -y, f"{text[:16]}\nN={visits[n]}", ha="center", va="center", fontsize=7, zorder=2,
                 bbox={"boxstyle": "round", "fc": "#fde0c5" if term[n] else "#dbe9f6", "ec": "#555"})
+    ax.set_xlim(-0.7, w - 0.3)
+    ax.set_ylim(-h + 0.4, 0.6)
     ax.set_axis_off()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -490,9 +490,10 @@ class MCTS(Strategy):
     the scorer (optionally after a ``rollout_depth``-step rollout), ``leaf_batch`` leaves selected per
     problem per iteration under virtual loss, all scored in one batched call.
 
-    ``run_batch(problems, tree=checkpoint)`` resumes a search: ``simulations`` counts the root's
-    visits, so resuming a checkpoint taken after k simulations reproduces the uninterrupted run when
-    k is a multiple of ``leaf_batch``.
+    ``run_batch(problems, max_iterations=k)`` stops after k select/expand/backup iterations (a
+    checkpoint: ``result.tree.to_json()`` or pickle); ``run_batch(problems, tree=checkpoint)``
+    resumes it. ``simulations`` counts the root's visits, so the resumed search equals the
+    uninterrupted one.
     """
 
     def __init__(
@@ -530,7 +531,16 @@ class MCTS(Strategy):
         self.prior_temperature = float(prior_temperature)
         self.dedup = dedup
 
-    def run_batch(self, problems: Sequence[str], tree: SearchTree | None = None, **kw: Any) -> list[SearchResult]:
+    def run_batch(
+        self,
+        problems: Sequence[str],
+        tree: SearchTree | None = None,
+        max_iterations: int | None = None,
+        **kw: Any,
+    ) -> list[SearchResult]:
+        """Search every problem; optionally resume from ``tree`` or stop after ``max_iterations``."""
+        if max_iterations is not None:
+            _positive("max_iterations", max_iterations, allow_zero=True)
         ctx = _Ctx(problems, self.seed, self.max_nodes, tree)
         P = len(ctx.problems)
         if not P:
@@ -538,7 +548,9 @@ class MCTS(Strategy):
         t = ctx.tree
         remaining = self.simulations - t.visits(ctx.roots)
         bar = self._bar(int(max(remaining.max(), 0)), "MCTS")
-        while (remaining > 0).any():
+        iteration = 0
+        while (remaining > 0).any() and (max_iterations is None or iteration < max_iterations):
+            iteration += 1
             act = np.flatnonzero(remaining > 0)
             n_of = np.minimum(self.leaf_batch, remaining[act])
             parts = []

@@ -85,6 +85,7 @@ impl BestBy {
 /// One best-first frontier entry; ordered by priority, then lower tie key, then lower node id.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 struct Entry {
+    #[serde(with = "inf_as_str")]
     priority: f64,
     key: u32,
     node: u32,
@@ -148,6 +149,35 @@ impl Heap {
             i = best;
         }
         top
+    }
+}
+
+/// JSON has no infinities: ±inf priorities are written as the strings "inf" / "-inf".
+mod inf_as_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_infinite() {
+            s.serialize_str(if *x > 0.0 { "inf" } else { "-inf" })
+        } else {
+            s.serialize_f64(*x)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Str(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Num(x) => Ok(x),
+            Repr::Str(s) if s == "inf" => Ok(f64::INFINITY),
+            Repr::Str(s) if s == "-inf" => Ok(f64::NEG_INFINITY),
+            Repr::Str(s) => Err(serde::de::Error::custom(format!("invalid priority {s:?}"))),
+        }
     }
 }
 
