@@ -61,6 +61,9 @@ fn bool_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<Vec<bool>> {
     Ok(arr.call_method0("tolist")?.extract::<Vec<bool>>().unwrap_or_default())
 }
 
+/// Node ids plus CSR offsets per root.
+type IdsAndOffsets<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
 fn i64_out<'py>(py: Python<'py>, v: impl IntoIterator<Item = i64>) -> Bound<'py, PyArray1<i64>> {
     v.into_iter().collect::<Vec<i64>>().into_pyarray(py)
 }
@@ -177,6 +180,7 @@ impl PySearchTree {
 
     /// Expand `nodes` with children whose priors are `priors[offsets[i]:offsets[i+1]]`; returns the new ids.
     #[pyo3(signature = (nodes, offsets, priors, *, terminal = None, payload = None, text = None))]
+    #[allow(clippy::too_many_arguments)]
     fn expand<'py>(
         &mut self,
         py: Python<'py>,
@@ -212,7 +216,7 @@ impl PySearchTree {
         c: f64,
         virtual_loss: f64,
         fpu: f64,
-    ) -> PyRes<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyRes<IdsAndOffsets<'py>> {
         if n < 0 {
             return Err(invalid("n", format!("must be >= 0, got {n}")));
         }
@@ -267,7 +271,7 @@ impl PySearchTree {
         py: Python<'py>,
         k: i64,
         roots: Option<&Bound<'py, PyAny>>,
-    ) -> PyRes<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyRes<IdsAndOffsets<'py>> {
         if k < 0 {
             return Err(invalid("k", format!("must be >= 0, got {k}")));
         }

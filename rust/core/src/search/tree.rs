@@ -482,12 +482,12 @@ impl SearchTree {
             let pkey = self.key[nu] & KEY_MASK;
             let depth = self.depth[nu] + 1;
             let root_ord = self.root_of[nu];
-            for j in a..b {
+            for (j, &prior) in priors.iter().enumerate().take(b).skip(a) {
                 let mut key = child_key(self.seed, pkey, (j - a) as u32);
                 if data.terminal.get(j).copied().unwrap_or(false) {
                     key |= TERMINAL_BIT;
                 }
-                self.push_node(n, priors[j], key, depth, root_ord);
+                self.push_node(n, prior, key, depth, root_ord);
                 self.payload.push(data.payload.get(j).copied().unwrap_or(-1));
                 self.text.push(data.text.get(j).cloned().unwrap_or_default());
             }
