@@ -65,7 +65,7 @@ class Oracle:
         n_c = self.N[c] + self.pend[c]
         q = (self.W[c] - vl * self.pend[c]) / n_c if n_c > 0 else fpu
         if policy == "puct":
-            return q + cc * self.prior[c] * math.sqrt(n_p) / (1 + n_c)
+            return q + (cc * math.sqrt(n_p)) * self.prior[c] / (1 + n_c)
         if n_c == 0:
             return math.inf
         return q + cc * math.sqrt(math.log(max(n_p, 1)) / n_c)

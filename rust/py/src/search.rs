@@ -466,18 +466,18 @@ impl PySearchTree {
     /// Step text per node.
     #[pyo3(signature = (nodes = None))]
     fn texts(&self, nodes: Option<&Bound<'_, PyAny>>) -> PyRes<Vec<String>> {
-        let all = self.inner.texts();
+        let t = &self.inner;
         Ok(match self.select_nodes(nodes)? {
-            None => all.to_vec(),
-            Some(s) => s.iter().map(|&i| all[i as usize].clone()).collect(),
+            None => (0..t.len()).map(|i| t.text(i).to_string()).collect(),
+            Some(s) => s.iter().map(|&i| t.text(i as usize).to_string()).collect(),
         })
     }
 
     /// Step texts from the root's child down to `node` (the root's own text excluded).
     fn path_texts(&self, node: i64) -> PyRes<Vec<String>> {
         let n = self.node(node, "node")?;
-        let all = self.inner.texts();
-        Ok(self.inner.path(n).iter().skip(1).map(|&i| all[i as usize].clone()).collect())
+        let t = &self.inner;
+        Ok(t.path(n).iter().skip(1).map(|&i| t.text(i as usize).to_string()).collect())
     }
 
     /// Sibling pairs `(parents, chosen, rejected)` whose mean values differ by >= `margin`.

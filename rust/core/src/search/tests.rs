@@ -133,7 +133,7 @@ fn oracle_select(t: &SearchTree, root: u32, p: &SelectParams, inflight: &[u32]) 
             let nc = t.visits()[c as usize] as f64 + pend;
             let q = if nc > 0.0 { (t.value_sums()[c as usize] - p.virtual_loss * pend) / nc } else { p.fpu };
             let sc = match p.policy {
-                Policy::Puct => q + p.c * t.priors()[c as usize] as f64 * np.sqrt() / (1.0 + nc),
+                Policy::Puct => q + (p.c * np.sqrt()) * t.priors()[c as usize] as f64 / (1.0 + nc),
                 Policy::Uct => {
                     if nc > 0.0 {
                         q + p.c * (np.max(1.0).ln() / nc).sqrt()

@@ -25,7 +25,8 @@ const KEY_MASK: u32 = TERMINAL_BIT - 1;
 /// Child-scoring rule of [`SearchTree::select`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// AlphaZero PUCT: `Q + c·P·sqrt(N_parent)/(1 + N_child)`.
+    /// AlphaZero PUCT: `Q + (c·sqrt(N_parent))·P/(1 + N_child)` (evaluated in that order), where
+    /// N counts real plus in-flight visits and Q is `fpu` for a child with none.
     Puct,
     /// UCT (Kocsis & Szepesvári): `Q + c·sqrt(ln N_parent / N_child)`; unvisited children first.
     Uct,
@@ -230,7 +231,9 @@ pub struct SearchTree {
     depth: Vec<u32>,
     root_of: Vec<u32>,
     payload: Vec<i64>,
-    text: Vec<String>,
+    /// Step texts concatenated; node i's text is `text_buf[text_end[i-1]..text_end[i]]`.
+    text_buf: String,
+    text_end: Vec<u64>,
     roots: Vec<u32>,
     frontier: Vec<Heap>,
 }
@@ -264,10 +267,28 @@ impl SearchTree {
             depth: Vec::new(),
             root_of: Vec::new(),
             payload: Vec::new(),
-            text: Vec::new(),
+            text_buf: String::new(),
+            text_end: Vec::new(),
             roots: Vec::new(),
             frontier: Vec::new(),
         })
+    }
+
+    /// Reserve room for `additional` more nodes (capped at `max_nodes`) so growth does not reallocate.
+    pub fn reserve(&mut self, additional: usize) {
+        let n = additional.min((self.max_nodes as usize).saturating_sub(self.len()));
+        self.parent.reserve(n);
+        self.child_start.reserve(n);
+        self.child_count.reserve(n);
+        self.pending.reserve(n);
+        self.prior.reserve(n);
+        self.visits.reserve(n);
+        self.value_sum.reserve(n);
+        self.key.reserve(n);
+        self.depth.reserve(n);
+        self.root_of.reserve(n);
+        self.payload.reserve(n);
+        self.text_end.reserve(n);
     }
 
     /// Hot bytes per node (selection/backup state), by construction 32.
@@ -348,7 +369,7 @@ impl SearchTree {
             let ord = self.roots.len() as u32;
             self.push_node(NO_PARENT, 1.0, key, 0, ord);
             self.payload.push(payload.get(i).copied().unwrap_or(-1));
-            self.text.push(text.get(i).cloned().unwrap_or_default());
+            self.push_text(text.get(i).map_or("", |s| s.as_str()));
             self.roots.push(id);
             self.frontier.push(Heap::default());
             out.push(id);
@@ -448,8 +469,8 @@ impl SearchTree {
                 return Err(CoreError::invalid(name, format!("length {len} != len(priors) ({m})")));
             }
         }
-        let mut seen = std::collections::HashSet::with_capacity(nodes.len());
-        for &n in nodes {
+        let mut seen = std::collections::HashSet::new();
+        for (i, &n) in nodes.iter().enumerate() {
             if n as usize >= self.len() {
                 return Err(CoreError::out_of_range(
                     "nodes",
@@ -466,14 +487,15 @@ impl SearchTree {
                     format!("node {n} is terminal and cannot be expanded"),
                 ));
             }
-            if !seen.insert(n) {
+            let dup = if nodes.len() <= 16 { nodes[..i].contains(&n) } else { !seen.insert(n) };
+            if dup {
                 return Err(CoreError::invalid("nodes", format!("node {n} appears twice")));
             }
         }
         self.check_capacity(m, "expand")?;
         let start = self.len() as u32;
         self.payload.reserve(m);
-        self.text.reserve(m);
+        self.text_end.reserve(m);
         for (i, &n) in nodes.iter().enumerate() {
             let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
             let nu = n as usize;
@@ -489,7 +511,7 @@ impl SearchTree {
                 }
                 self.push_node(n, prior, key, depth, root_ord);
                 self.payload.push(data.payload.get(j).copied().unwrap_or(-1));
-                self.text.push(data.text.get(j).cloned().unwrap_or_default());
+                self.push_text(data.text.get(j).map_or("", |s| s.as_str()));
             }
         }
         Ok((start..self.len() as u32).collect())
@@ -524,21 +546,24 @@ impl SearchTree {
         }
     }
 
-    /// Score of child `c` under parent statistics `sqrt_np`/`ln_np` (see [`Policy`]).
+    /// Score of child `c`; `cp = c·sqrt(N_parent)` (PUCT) or `ln_np = ln N_parent` (UCT). See [`Policy`].
     #[inline]
-    fn score(&self, c: usize, p: &SelectParams, sqrt_np: f64, ln_np: f64) -> f64 {
-        let pend = self.pending[c] as f64;
-        let n_c = self.visits[c] as f64 + pend;
-        let q = if n_c > 0.0 { (self.value_sum[c] - p.virtual_loss * pend) / n_c } else { p.fpu };
+    fn score(&self, c: usize, p: &SelectParams, cp: f64, ln_np: f64) -> f64 {
+        let pend = self.pending[c];
+        let visits = self.visits[c];
+        if pend == 0 && visits == 0 {
+            // unvisited: no division needed
+            return match p.policy {
+                Policy::Puct => p.fpu + cp * self.prior[c] as f64,
+                Policy::Uct => f64::INFINITY,
+            };
+        }
+        let pend = pend as f64;
+        let n_c = visits as f64 + pend;
+        let q = (self.value_sum[c] - p.virtual_loss * pend) / n_c;
         match p.policy {
-            Policy::Puct => q + p.c * self.prior[c] as f64 * sqrt_np / (1.0 + n_c),
-            Policy::Uct => {
-                if n_c > 0.0 {
-                    q + p.c * (ln_np / n_c).sqrt()
-                } else {
-                    f64::INFINITY
-                }
-            }
+            Policy::Puct => q + cp * self.prior[c] as f64 / (1.0 + n_c),
+            Policy::Uct => q + p.c * (ln_np / n_c).sqrt(),
         }
     }
 
@@ -556,7 +581,10 @@ impl SearchTree {
                 return Some(node);
             }
             let n_p = self.visits[nu] as f64 + self.pending[nu] as f64;
-            let (sqrt_np, ln_np) = (n_p.sqrt(), n_p.max(1.0).ln());
+            let (cp, ln_np) = match p.policy {
+                Policy::Puct => (p.c * n_p.sqrt(), 0.0),
+                Policy::Uct => (0.0, n_p.max(1.0).ln()),
+            };
             let start = self.child_start[nu] as usize;
             let mut best: Option<(f64, u32, u32)> = None;
             for c in start..start + cnt {
@@ -564,7 +592,7 @@ impl SearchTree {
                 if self.blocked(cu, blocked) {
                     continue;
                 }
-                let s = self.score(c, p, sqrt_np, ln_np);
+                let s = self.score(c, p, cp, ln_np);
                 let k = self.key[c] & KEY_MASK;
                 let better = match best {
                     None => true,
@@ -953,9 +981,15 @@ impl SearchTree {
     pub fn payloads(&self) -> &[i64] {
         &self.payload
     }
-    /// Step text per node.
-    pub fn texts(&self) -> &[String] {
-        &self.text
+    /// Step text of node `n` (must exist).
+    pub fn text(&self, n: usize) -> &str {
+        let start = if n == 0 { 0 } else { self.text_end[n - 1] as usize };
+        self.text_buf.get(start..self.text_end[n] as usize).unwrap_or("")
+    }
+
+    fn push_text(&mut self, t: &str) {
+        self.text_buf.push_str(t);
+        self.text_end.push(self.text_buf.len() as u64);
     }
     /// Mean value per node (NaN when unvisited).
     pub fn means(&self) -> Vec<f64> {
@@ -990,8 +1024,8 @@ impl SearchTree {
         let mut s =
             String::from("digraph search {\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n");
         for n in 0..self.len() {
-            let mut label: String = self.text[n].chars().take(max_label).collect();
-            if self.text[n].chars().count() > max_label {
+            let mut label: String = self.text(n).chars().take(max_label).collect();
+            if self.text(n).chars().count() > max_label {
                 label.push('…');
             }
             let label = escape_dot(&label);
@@ -1047,13 +1081,23 @@ impl SearchTree {
             self.depth.len(),
             self.root_of.len(),
             self.payload.len(),
-            self.text.len(),
+            self.text_end.len(),
         ];
         if lens.iter().any(|&l| l != n) {
             return bad(format!("per-node arrays have different lengths ({n} vs {lens:?})"));
         }
         if self.max_nodes == 0 || self.max_nodes > MAX_NODES_LIMIT || n > self.max_nodes as usize {
             return bad(format!("max_nodes {} is invalid for {n} nodes", self.max_nodes));
+        }
+        let mut prev = 0u64;
+        for (i, &e) in self.text_end.iter().enumerate() {
+            if e < prev || e as usize > self.text_buf.len() || !self.text_buf.is_char_boundary(e as usize) {
+                return bad(format!("text offsets are invalid at node {i}"));
+            }
+            prev = e;
+        }
+        if prev as usize != self.text_buf.len() {
+            return bad("text offsets do not cover the text buffer".into());
         }
         if self.frontier.len() != self.roots.len() {
             return bad("one frontier per root is required".into());
