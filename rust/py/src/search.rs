@@ -130,6 +130,11 @@ impl PySearchTree {
         Ok(PySearchTree { inner })
     }
 
+    /// Reserve room for `additional` more nodes (growth then never reallocates the arena).
+    fn reserve(&mut self, additional: usize) {
+        self.inner.reserve(additional);
+    }
+
     /// Bytes of per-node state read by selection and backup (32).
     #[staticmethod]
     fn hot_bytes_per_node() -> usize {

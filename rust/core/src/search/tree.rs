@@ -469,8 +469,7 @@ impl SearchTree {
                 return Err(CoreError::invalid(name, format!("length {len} != len(priors) ({m})")));
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        for (i, &n) in nodes.iter().enumerate() {
+        for &n in nodes {
             if n as usize >= self.len() {
                 return Err(CoreError::out_of_range(
                     "nodes",
@@ -487,9 +486,16 @@ impl SearchTree {
                     format!("node {n} is terminal and cannot be expanded"),
                 ));
             }
-            let dup = if nodes.len() <= 16 { nodes[..i].contains(&n) } else { !seen.insert(n) };
-            if dup {
-                return Err(CoreError::invalid("nodes", format!("node {n} appears twice")));
+        }
+        if nodes.len() <= 16 {
+            if let Some(i) = (1..nodes.len()).find(|&i| nodes[..i].contains(&nodes[i])) {
+                return Err(CoreError::invalid("nodes", format!("node {} appears twice", nodes[i])));
+            }
+        } else {
+            let mut sorted = nodes.to_vec();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(CoreError::invalid("nodes", format!("node {} appears twice", w[0])));
             }
         }
         self.check_capacity(m, "expand")?;
