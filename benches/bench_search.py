@@ -1,6 +1,7 @@
-"""Benchmarks of stepfuse.search: null-evaluator MCTS through the batched Python API against a
-pure-Python node-object MCTS (the design of OpenR-style reasoning-search code: one object per node,
-children in a dict, PUCT in a Python loop), beam pruning per candidate, and answer voting."""
+"""Benchmarks of stepfuse.search: null-evaluator MCTS through the batched Python API against
+pure-Python node-object MCTS (two baselines written here: the design of OpenR-style reasoning-search
+code, with a text state per node, children in a dict keyed by step text and AlphaZero's pb_c
+schedule; and a leaner __slots__ variant), beam pruning per candidate, and answer voting."""
 
 from __future__ import annotations
 
@@ -54,8 +55,53 @@ def py_mcts(roots: list[PyNode], sims: int, c: float = 1.0) -> None:
                 x = x.parent
 
 
+class TextNode:
+    """A node in the style of common reasoning-search code: text state, children keyed by step text,
+    statistics as attributes, value as a property, AlphaZero's pb_c exploration schedule."""
+
+    def __init__(self, parent: TextNode | None, prior: float, text_state: str, last_action: str) -> None:
+        self.parent = parent
+        self.prior = prior
+        self.text_state = text_state
+        self.last_action = last_action
+        self.children: dict[str, TextNode] = {}
+        self.visit_count = 0
+        self.value_sum = 0.0
+
+    @property
+    def value(self) -> float:
+        return self.value_sum / self.visit_count if self.visit_count else 0.0
+
+    def is_leaf(self) -> bool:
+        return not self.children
+
+
+def ucb(parent: TextNode, child: TextNode, base: float = 19652.0, init: float = 1.25) -> float:
+    pb_c = math.log((parent.visit_count + base + 1) / base) + init
+    pb_c *= math.sqrt(parent.visit_count) / (child.visit_count + 1)
+    return pb_c * child.prior + child.value
+
+
+def text_mcts(roots: list[TextNode], sims: int) -> None:
+    for root in roots:
+        for _ in range(sims):
+            node = root
+            while not node.is_leaf():
+                parent = node
+                _, node = max(node.children.items(), key=lambda kv: ucb(parent, kv[1]))
+            for a in range(K):
+                action = f"step {a}"
+                node.children[action] = TextNode(node, 1.0 / K, node.text_state + action + "\n\n", action)
+            x: TextNode | None = node
+            while x is not None:
+                x.visit_count += 1
+                x.value_sum += 0.0
+                x = x.parent
+
+
 def ours_mcts(iters: int) -> SearchTree:
     tree = SearchTree(BATCH, max_nodes=BATCH * (iters * K + 1) + 1)
+    tree.reserve(BATCH * iters * K)
     offsets = np.arange(BATCH + 1, dtype=np.int64) * K
     priors = np.full(BATCH * K, 1.0 / K, dtype=np.float32)
     zeros = np.zeros(BATCH)
@@ -71,7 +117,12 @@ def _mcts() -> Case:
     sims = BATCH * ITERS
     return Case(
         ours=lambda: ours_mcts(ITERS),
-        baselines={"python node objects": lambda: py_mcts([PyNode(None, 1.0) for _ in range(BATCH)], ITERS)},
+        baselines={
+            "text-state node objects": lambda: text_mcts(
+                [TextNode(None, 1.0, "problem\n\n", "") for _ in range(BATCH)], ITERS
+            ),
+            "lean __slots__ nodes": lambda: py_mcts([PyNode(None, 1.0) for _ in range(BATCH)], ITERS),
+        },
         info={"simulations_per_call": sims},
         per=sims,
         repeats=5,

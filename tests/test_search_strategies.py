@@ -212,6 +212,11 @@ def test_voting_matches_counter_oracle() -> None:
         weighted_vote(["a"], [np.nan])
     with pytest.raises(InvalidArgumentError):
         complexity_vote(["a"], [1], top=0)
+    with pytest.raises(InvalidTypeError):
+        vote_batch([[1]])  # type: ignore[list-item]
+    with pytest.raises(InvalidTypeError):
+        vote_batch(["ab"])  # type: ignore[list-item]
+    assert vote_batch([("a", "b", "b")])[0].answer == "b"
     assert extract_answer("so \\boxed{42} and \\boxed{7}") == "7"
     assert extract_answer("x\nThe answer is 12.") == "12"
     assert extract_answer("  \n last line ") == "last line"

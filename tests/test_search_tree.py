@@ -339,7 +339,7 @@ def test_no_panic_on_malformed_input(method: str, args: list[object]) -> None:
         if method == "from_json":
             SearchTree.from_json(str(args[0]))
         elif method == "vote":
-            stepfuse._core._vote(*args[:2])
+            stepfuse._core._vote(args[0], weights=args[-1] if len(args) > 1 else None)
         else:
             getattr(t, method)(*args)
     except (StepfuseError, TypeError, ValueError, OverflowError):

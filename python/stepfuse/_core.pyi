@@ -100,8 +100,7 @@ class SearchTree:
     def __eq__(self, value: object, /) -> bool: ...
 
 def _vote(
-    keys: list[str | None],
-    offsets: _Any,
+    answers: _Any,
     *,
     weights: _Any = None,
     complexity: _Any = None,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from stepfuse import _core
-from stepfuse.errors import InvalidArgumentError
+from stepfuse.errors import InvalidArgumentError, InvalidTypeError
 
 _BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 _ANSWER = re.compile(r"answer(?: is)?\s*[:=]?\s*(.+)", re.IGNORECASE)
@@ -34,8 +34,7 @@ def extract_answer(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-@dataclass(frozen=True)
-class Vote:
+class Vote(NamedTuple):
     """A vote's outcome: the winning answer, the index of its first occurrence, its weight and count."""
 
     answer: str | None
@@ -80,36 +79,39 @@ def vote_batch(
     normalize: Callable[[str], str] | None = None,
     equivalent: Callable[[str, str], bool] | None = None,
 ) -> list[Vote]:
-    """Vote once per problem over ``answers[p]`` (None = no answer) in one Rust call.
+    """Vote once per problem over ``answers[p]`` (None = no answer), tallied in one Rust call.
 
     ``weights[p][i]`` (default 1) weight the votes; with ``complexity`` and ``top`` only the ``top``
     most complex answers per problem vote. Winner: largest weight, then most votes, then earliest.
+    ``normalize`` maps an answer to its canonical key; ``equivalent`` clusters answers pairwise
+    (quadratic, per problem).
     """
-    lens = [len(a) for a in answers]
+    if isinstance(answers, str):
+        raise InvalidTypeError("answers: must be a sequence of sequences of str, got str")
+    lens = np.array([len(a) for a in answers], dtype=np.int64)
     offsets = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
-    flat: list[str | None] = [x for a in answers for x in a]
-    for x in flat:
-        if x is not None and not isinstance(x, str):
-            raise InvalidArgumentError(f"answers: expected str or None, got {type(x).__name__}")
-    keys = _keys(flat, normalize, equivalent)
+    keys = answers if normalize is None and equivalent is None else [_keys(a, normalize, equivalent) for a in answers]
 
     def _flat(name: str, v: Sequence[Sequence[float]] | None) -> np.ndarray | None:
         if v is None:
             return None
-        if len(v) != len(answers) or any(len(a) != len(b) for a, b in zip(v, answers)):
+        if len(v) != len(answers) or any(len(x) != n for x, n in zip(v, lens.tolist())):
             raise InvalidArgumentError(f"{name}: must have one value per answer of every problem")
-        return np.asarray([x for row in v for x in row], dtype=np.float64).reshape(-1)
+        if not len(v):
+            return np.zeros(0)
+        return np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in v])
 
     if top is not None and complexity is None:
         raise InvalidArgumentError("top: needs complexity")
     idx, wt, cnt = _core._vote(
-        keys, offsets, weights=_flat("weights", weights), complexity=_flat("complexity", complexity), top=top
+        keys, weights=_flat("weights", weights), complexity=_flat("complexity", complexity), top=top
     )
-    out = []
-    for i, w, c in zip(idx.tolist(), wt.tolist(), cnt.tolist()):
-        out.append(Vote(flat[i] if i >= 0 else None, i - int(offsets[len(out)]) if i >= 0 else -1, w, c))
-    return out
+    starts = offsets.tolist()
+    return [
+        Vote(answers[p][i - starts[p]], i - starts[p], w, c) if i >= 0 else Vote(None, -1, w, c)
+        for p, (i, w, c) in enumerate(zip(idx.tolist(), wt.tolist(), cnt.tolist()))
+    ]
 
 
 def majority_vote(

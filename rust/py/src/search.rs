@@ -2,7 +2,7 @@
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use stepfuse_core::search::{self, BestBy, ChildData, Policy, SearchTree, SelectParams, NO_PARENT};
 
 use crate::convert::int_array;
@@ -10,6 +10,17 @@ use crate::errors::{invalid, invalid_type, PyRes};
 
 /// 1-D float64 copy of `obj` (any real dtype or sequence); rejects non-numeric input by name.
 fn f64_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<Vec<f64>> {
+    // fast paths: contiguous 1-D float64 / float32 arrays need no Python-level conversion
+    if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, f64>>() {
+        if let Ok(s) = a.as_slice() {
+            return Ok(s.to_vec());
+        }
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, f32>>() {
+        if let Ok(s) = a.as_slice() {
+            return Ok(s.iter().map(|&x| x as f64).collect());
+        }
+    }
     if obj.is_instance_of::<PyString>() {
         return Err(invalid_type(arg, "must be a float array or sequence, got str"));
     }
@@ -554,19 +565,60 @@ impl PySearchTree {
     }
 }
 
-/// Vote per problem over canonical answers (None: no answer). Returns `(index, weight, count)` arrays.
+/// Vote per problem over canonical answers (`answers[p]` lists problem p's answers, None = no answer).
+/// Returns `(index, weight, count)` arrays; `index` is the flat position of the winner's first vote.
 #[pyfunction]
-#[pyo3(name = "_vote", signature = (keys, offsets, *, weights = None, complexity = None, top = None))]
+#[pyo3(name = "_vote", signature = (answers, *, weights = None, complexity = None, top = None))]
 #[allow(clippy::type_complexity)]
 fn vote_py<'py>(
     py: Python<'py>,
-    keys: Vec<Option<String>>,
-    offsets: &Bound<'py, PyAny>,
+    answers: &Bound<'py, PyAny>,
     weights: Option<&Bound<'py, PyAny>>,
     complexity: Option<&Bound<'py, PyAny>>,
     top: Option<i64>,
 ) -> PyRes<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<i64>>)> {
-    let offsets = i64_vec(offsets, "offsets")?;
+    if answers.is_instance_of::<PyString>() {
+        return Err(invalid_type("answers", "must be a sequence of sequences of str, got str"));
+    }
+    // borrow the UTF-8 of each Python str (no copy for the common compact strings)
+    let groups: Vec<Bound<'py, PyAny>> = answers
+        .try_iter()
+        .map_err(|_| invalid_type("answers", "must be a sequence of sequences"))?
+        .collect::<PyResult<_>>()?;
+    let mut items: Vec<Bound<'py, PyAny>> = Vec::new();
+    let mut offsets = Vec::with_capacity(groups.len() + 1);
+    offsets.push(0i64);
+    for (g, grp) in groups.iter().enumerate() {
+        if let Ok(list) = grp.cast::<PyList>() {
+            items.extend(list.iter());
+        } else {
+            if grp.is_instance_of::<PyString>() {
+                return Err(invalid_type(
+                    "answers",
+                    format!("answers[{g}] must be a sequence of str, got str"),
+                ));
+            }
+            let it = grp
+                .try_iter()
+                .map_err(|_| invalid_type("answers", format!("answers[{g}] is not a sequence")))?;
+            for x in it {
+                items.push(x?);
+            }
+        }
+        offsets.push(items.len() as i64);
+    }
+    let mut views: Vec<Option<&str>> = Vec::with_capacity(items.len());
+    for (i, x) in items.iter().enumerate() {
+        if x.is_none() {
+            views.push(None);
+        } else {
+            let s = x.cast::<PyString>().map_err(|_| {
+                let t = x.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+                invalid_type("answers", format!("answer {i} must be str or None, got {t}"))
+            })?;
+            views.push(Some(s.to_str()?));
+        }
+    }
     let weights = weights.map(|w| f64_vec(w, "weights")).transpose()?;
     let complexity = complexity.map(|c| f64_vec(c, "complexity")).transpose()?;
     let top = match top {
@@ -574,8 +626,7 @@ fn vote_py<'py>(
         Some(t) => Some(t as usize),
         None => None,
     };
-    let w =
-        py.detach(move || search::vote(&keys, weights.as_deref(), &offsets, complexity.as_deref(), top))?;
+    let w = search::vote(&views, weights.as_deref(), &offsets, complexity.as_deref(), top)?;
     Ok((
         i64_out(py, w.iter().map(|x| x.index)),
         w.iter().map(|x| x.weight).collect::<Vec<f64>>().into_pyarray(py),

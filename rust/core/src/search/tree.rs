@@ -198,6 +198,16 @@ fn root_key(seed: u64) -> u32 {
     (mix(seed) as u32) & KEY_MASK
 }
 
+/// Map an f64 to a u64 whose unsigned order is the float's total order (NaN excluded upstream).
+fn ordered_bits(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
 fn elem_size<T>(_: &[T]) -> usize {
     std::mem::size_of::<T>()
 }
@@ -499,28 +509,54 @@ impl SearchTree {
             }
         }
         self.check_capacity(m, "expand")?;
-        let start = self.len() as u32;
-        self.payload.reserve(m);
-        self.text_end.reserve(m);
+        let start = self.len();
+        let end = start + m;
+        // bulk writes: constant-filled fields first, then one pass per parent for the rest
+        self.child_start.resize(end, 0);
+        self.child_count.resize(end, 0);
+        self.pending.resize(end, 0);
+        self.visits.resize(end, 0);
+        self.value_sum.resize(end, 0.0);
+        self.prior.extend_from_slice(priors);
+        if data.payload.is_empty() {
+            self.payload.resize(end, -1);
+        } else {
+            self.payload.extend_from_slice(&data.payload);
+        }
+        if data.text.is_empty() {
+            let e = self.text_buf.len() as u64;
+            self.text_end.resize(end, e);
+        } else {
+            for t in &data.text {
+                self.push_text(t);
+            }
+        }
+        self.parent.reserve(m);
+        self.depth.reserve(m);
+        self.root_of.reserve(m);
+        self.key.reserve(m);
         for (i, &n) in nodes.iter().enumerate() {
             let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
             let nu = n as usize;
-            self.child_start[nu] = self.len() as u32;
+            self.child_start[nu] = (start + a) as u32;
             self.child_count[nu] = (b - a) as u16;
             let pkey = self.key[nu] & KEY_MASK;
             let depth = self.depth[nu] + 1;
             let root_ord = self.root_of[nu];
-            for (j, &prior) in priors.iter().enumerate().take(b).skip(a) {
-                let mut key = child_key(self.seed, pkey, (j - a) as u32);
-                if data.terminal.get(j).copied().unwrap_or(false) {
-                    key |= TERMINAL_BIT;
-                }
-                self.push_node(n, prior, key, depth, root_ord);
-                self.payload.push(data.payload.get(j).copied().unwrap_or(-1));
-                self.push_text(data.text.get(j).map_or("", |s| s.as_str()));
+            let len = self.parent.len() + (b - a);
+            self.parent.resize(len, n);
+            self.depth.resize(len, depth);
+            self.root_of.resize(len, root_ord);
+            for j in 0..(b - a) {
+                self.key.push(child_key(self.seed, pkey, j as u32));
             }
         }
-        Ok((start..self.len() as u32).collect())
+        for (j, &t) in data.terminal.iter().enumerate() {
+            if t {
+                self.key[start + j] |= TERMINAL_BIT;
+            }
+        }
+        Ok((start as u32..end as u32).collect())
     }
 
     /// Mark or unmark nodes as terminal (a terminal node is never expanded or descended through).
@@ -760,34 +796,36 @@ impl SearchTree {
                 ));
             }
         }
-        let group_of = |i: usize| -> i64 {
-            match groups {
-                Some(g) => g[i],
-                None => self.root_of[nodes[i] as usize] as i64,
+        // one flat sort key per candidate: (group, score descending, tie key, node, position)
+        let mut order: Vec<(i64, u64, u32, u32, u32)> = (0..nodes.len())
+            .map(|i| {
+                let n = nodes[i] as usize;
+                let g = match groups {
+                    Some(g) => g[i],
+                    None => self.root_of[n] as i64,
+                };
+                (g, !ordered_bits(scores[i]), self.key[n] & KEY_MASK, nodes[i], i as u32)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(nodes.len().min(k.saturating_mul(64)));
+        order.sort_unstable_by_key(|e| e.0);
+        let mut a = 0;
+        while a < order.len() {
+            let g = order[a].0;
+            let mut b = a + 1;
+            while b < order.len() && order[b].0 == g {
+                b += 1;
             }
-        };
-        let mut idx: Vec<usize> = (0..nodes.len()).collect();
-        idx.sort_unstable_by(|&a, &b| {
-            group_of(a)
-                .cmp(&group_of(b))
-                .then(scores[b].total_cmp(&scores[a]))
-                .then((self.key[nodes[a] as usize] & KEY_MASK).cmp(&(self.key[nodes[b] as usize] & KEY_MASK)))
-                .then(nodes[a].cmp(&nodes[b]))
-                .then(a.cmp(&b))
-        });
-        let mut out = Vec::with_capacity(idx.len().min(k.saturating_mul(4)));
-        let mut cur: Option<i64> = None;
-        let mut taken = 0usize;
-        for i in idx {
-            let g = group_of(i);
-            if cur != Some(g) {
-                cur = Some(g);
-                taken = 0;
+            let seg = &mut order[a..b];
+            let take = k.min(seg.len());
+            if take > 0 {
+                if take < seg.len() {
+                    seg.select_nth_unstable(take - 1);
+                }
+                seg[..take].sort_unstable();
+                out.extend(seg[..take].iter().map(|e| e.4 as usize));
             }
-            if taken < k {
-                out.push(i);
-                taken += 1;
-            }
+            a = b;
         }
         Ok(out)
     }

@@ -4,8 +4,35 @@
 //! O(n) expected time for n answers.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::{CoreError, Result};
+
+/// A small multiplicative hasher for short answer strings (not DoS-resistant; keys are model outputs
+/// tallied per problem, and a collision only costs time, never a wrong tally).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        let mut w = [0u8; 8];
+        let rest = chunks.remainder();
+        w[..rest.len()].copy_from_slice(rest);
+        self.0 =
+            (self.0.rotate_left(5) ^ u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56)).wrapping_mul(K);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The winner of one problem's vote.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,8 +50,8 @@ pub struct Winner {
 /// candidates of problem `g` are `offsets[g]..offsets[g+1]`. `weights` (default 1) must be finite.
 /// With `complexity` and `top`, only the `top` candidates with the largest complexity per problem
 /// vote (ties: earlier candidate). Winner: largest total weight, then most votes, then earliest.
-pub fn vote(
-    keys: &[Option<String>],
+pub fn vote<S: AsRef<str>>(
+    keys: &[Option<S>],
     weights: Option<&[f64]>,
     offsets: &[i64],
     complexity: Option<&[f64]>,
@@ -67,7 +94,7 @@ pub fn vote(
         return Err(CoreError::invalid("top", "must be >= 1"));
     }
     let mut out = Vec::with_capacity(offsets.len() - 1);
-    let mut tally: HashMap<&str, (f64, u32, usize)> = HashMap::new();
+    let mut tally: HashMap<&str, (f64, u32, usize), BuildHasherDefault<FxHasher>> = HashMap::default();
     let mut order: Vec<usize> = Vec::new();
     for w in offsets.windows(2) {
         let (a, b) = (w[0] as usize, w[1] as usize);
@@ -82,7 +109,7 @@ pub fn vote(
         for &i in &order {
             if let Some(k) = &keys[i] {
                 let wt = weights.map_or(1.0, |w| w[i]);
-                let e = tally.entry(k.as_str()).or_insert((0.0, 0, i));
+                let e = tally.entry(k.as_ref()).or_insert((0.0, 0, i));
                 e.0 += wt;
                 e.1 += 1;
             }
