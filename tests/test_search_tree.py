@@ -242,8 +242,14 @@ def test_from_json_rejects_malformed(bad: str) -> None:
 def test_from_json_rejects_broken_invariants() -> None:
     t = SearchTree()
     t.expand([0], [0, 2], [0.5, 0.5])
+    t.select(1)
     s = t.to_json()
-    for a, b in [('"parent":[4294967295,0,0]', '"parent":[4294967295,0,5]'), ('"depth":[0,1,1]', '"depth":[0,2,1]')]:
+    for a, b in [
+        ('"parent":[4294967295,0,0]', '"parent":[4294967295,0,5]'),
+        ('"depth":[0,1,1]', '"depth":[0,2,1]'),
+        ('"pending":[1,1,0]', '"pending":[0,1,0]'),
+        ('"text_end":[0,0,0]', '"text_end":[0,3,0]'),
+    ]:
         assert a in s
         with pytest.raises(FormatError):
             SearchTree.from_json(s.replace(a, b))
@@ -285,6 +291,11 @@ def test_bad_input_errors() -> None:
         t.best_leaf(by="mean")
     with pytest.raises(OutOfRangeError):
         SearchTree(max_nodes=0)
+    big = SearchTree(max_nodes=4_000_000_000)
+    try:
+        big.reserve(4_000_000_000)  # either succeeds lazily or raises; never aborts
+    except LimitExceededError:
+        pass
     assert len(t) == 1  # nothing changed
     kids = t.expand([0], [0, 2], [0.5, 0.5])
     with pytest.raises(InvalidArgumentError, match="already expanded"):
@@ -329,7 +340,8 @@ _junk = st.one_of(
 
 
 @given(st.sampled_from(["expand", "select", "backup", "top_k", "push", "pop_best", "path", "best_leaf", "sibling_pairs",
-                        "from_json", "vote", "texts", "set_terminal", "children"]),
+                        "from_json", "vote", "texts", "set_terminal", "children", "add_roots", "set_payload",
+                        "parents", "values", "frontier_len", "reserve", "path_texts", "to_dot"]),
        st.lists(_junk, min_size=1, max_size=5))
 @settings(max_examples=300)
 def test_no_panic_on_malformed_input(method: str, args: list[object]) -> None:

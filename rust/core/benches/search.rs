@@ -1,6 +1,9 @@
 //! Criterion benchmarks of `stepfuse_core::search`: null-evaluator MCTS (K=8 children per
 //! expansion; simulations/s = select + expand + backup), top-k beam pruning, voting.
 
+// ok: benchmark inputs are valid by construction, so a failure here is a bug worth a panic
+#![allow(clippy::unwrap_used)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use stepfuse_core::search::{vote, ChildData, SearchTree, SelectParams};
 
@@ -10,7 +13,7 @@ const K: usize = 8;
 /// uniform children and backed up with a constant value (the null evaluator).
 fn null_mcts(sims: usize, batch: usize) -> SearchTree {
     let mut t = SearchTree::new(0, (sims * K + 16) as u64).unwrap();
-    t.reserve(sims * K + 16);
+    t.reserve(sims * K + 16).unwrap();
     let root = t.add_roots(1, &[], &[]).unwrap()[0];
     let p = SelectParams::default();
     let priors = vec![1.0 / K as f32; batch * K];

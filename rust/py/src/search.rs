@@ -142,8 +142,8 @@ impl PySearchTree {
     }
 
     /// Reserve room for `additional` more nodes (growth then never reallocates the arena).
-    fn reserve(&mut self, additional: usize) {
-        self.inner.reserve(additional);
+    fn reserve(&mut self, additional: usize) -> PyRes<()> {
+        Ok(self.inner.reserve(additional)?)
     }
 
     /// Bytes of per-node state read by selection and backup (32).

@@ -285,20 +285,22 @@ impl SearchTree {
     }
 
     /// Reserve room for `additional` more nodes (capped at `max_nodes`) so growth does not reallocate.
-    pub fn reserve(&mut self, additional: usize) {
+    pub fn reserve(&mut self, additional: usize) -> Result<()> {
         let n = additional.min((self.max_nodes as usize).saturating_sub(self.len()));
-        self.parent.reserve(n);
-        self.child_start.reserve(n);
-        self.child_count.reserve(n);
-        self.pending.reserve(n);
-        self.prior.reserve(n);
-        self.visits.reserve(n);
-        self.value_sum.reserve(n);
-        self.key.reserve(n);
-        self.depth.reserve(n);
-        self.root_of.reserve(n);
-        self.payload.reserve(n);
-        self.text_end.reserve(n);
+        let fail = |_| CoreError::limit("memory", n as u64, "cannot reserve room for that many nodes");
+        self.parent.try_reserve(n).map_err(fail)?;
+        self.child_start.try_reserve(n).map_err(fail)?;
+        self.child_count.try_reserve(n).map_err(fail)?;
+        self.pending.try_reserve(n).map_err(fail)?;
+        self.prior.try_reserve(n).map_err(fail)?;
+        self.visits.try_reserve(n).map_err(fail)?;
+        self.value_sum.try_reserve(n).map_err(fail)?;
+        self.key.try_reserve(n).map_err(fail)?;
+        self.depth.try_reserve(n).map_err(fail)?;
+        self.root_of.try_reserve(n).map_err(fail)?;
+        self.payload.try_reserve(n).map_err(fail)?;
+        self.text_end.try_reserve(n).map_err(fail)?;
+        Ok(())
     }
 
     /// Hot bytes per node (selection/backup state), by construction 32.
@@ -1174,6 +1176,9 @@ impl SearchTree {
                 }
                 if self.depth[i] != self.depth[pu] + 1 || self.root_of[i] != self.root_of[pu] {
                     return bad(format!("node {i} has inconsistent depth or root"));
+                }
+                if self.pending[i] > self.pending[pu] {
+                    return bad(format!("node {i} has more in-flight visits than its parent"));
                 }
             }
             let c = self.child_count[i] as usize;
