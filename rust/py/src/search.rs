@@ -141,6 +141,11 @@ impl PySearchTree {
         Ok(PySearchTree { inner })
     }
 
+    /// Remove every node and root, keeping the memory for reuse (then call `add_roots`).
+    fn clear(&mut self) {
+        self.inner.clear();
+    }
+
     /// Reserve room for `additional` more nodes (growth then never reallocates the arena).
     fn reserve(&mut self, additional: usize) -> PyRes<()> {
         Ok(self.inner.reserve(additional)?)

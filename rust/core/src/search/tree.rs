@@ -284,6 +284,26 @@ impl SearchTree {
         })
     }
 
+    /// Remove every node and root but keep the allocated memory, so the arena can be reused for the
+    /// next batch of problems without allocating (or page-faulting) again.
+    pub fn clear(&mut self) {
+        self.parent.clear();
+        self.child_start.clear();
+        self.child_count.clear();
+        self.pending.clear();
+        self.prior.clear();
+        self.visits.clear();
+        self.value_sum.clear();
+        self.key.clear();
+        self.depth.clear();
+        self.root_of.clear();
+        self.payload.clear();
+        self.text_buf.clear();
+        self.text_end.clear();
+        self.roots.clear();
+        self.frontier.clear();
+    }
+
     /// Reserve room for `additional` more nodes (capped at `max_nodes`) so growth does not reallocate.
     pub fn reserve(&mut self, additional: usize) -> Result<()> {
         let n = additional.min((self.max_nodes as usize).saturating_sub(self.len()));
@@ -581,36 +601,6 @@ impl SearchTree {
         Ok(())
     }
 
-    #[inline]
-    fn blocked(&self, c: u32, blocked: &[u32]) -> bool {
-        if self.child_count[c as usize] == 0 {
-            self.pending[c as usize] > 0
-        } else {
-            blocked.contains(&c)
-        }
-    }
-
-    /// Score of child `c`; `cp = c·sqrt(N_parent)` (PUCT) or `ln_np = ln N_parent` (UCT). See [`Policy`].
-    #[inline]
-    fn score(&self, c: usize, p: &SelectParams, cp: f64, ln_np: f64) -> f64 {
-        let pend = self.pending[c];
-        let visits = self.visits[c];
-        if pend == 0 && visits == 0 {
-            // unvisited: no division needed
-            return match p.policy {
-                Policy::Puct => p.fpu + cp * self.prior[c] as f64,
-                Policy::Uct => f64::INFINITY,
-            };
-        }
-        let pend = pend as f64;
-        let n_c = visits as f64 + pend;
-        let q = (self.value_sum[c] - p.virtual_loss * pend) / n_c;
-        match p.policy {
-            Policy::Puct => q + cp * self.prior[c] as f64 / (1.0 + n_c),
-            Policy::Uct => q + p.c * (ln_np / n_c).sqrt(),
-        }
-    }
-
     /// Descend from `root` to the best available leaf, or None when every leaf below is in flight.
     fn descend(&self, root: u32, p: &SelectParams, blocked: &mut Vec<u32>) -> Option<u32> {
         let mut node = root;
@@ -630,22 +620,42 @@ impl SearchTree {
                 Policy::Uct => (0.0, n_p.max(1.0).ln()),
             };
             let start = self.child_start[nu] as usize;
-            let mut best: Option<(f64, u32, u32)> = None;
-            for c in start..start + cnt {
-                let cu = c as u32;
-                if self.blocked(cu, blocked) {
+            let end = start + cnt;
+            // slices of equal length let the compiler drop per-field bounds checks
+            let (vis, pen) = (&self.visits[start..end], &self.pending[start..end]);
+            let (ws, pr) = (&self.value_sum[start..end], &self.prior[start..end]);
+            let (ks, cc) = (&self.key[start..end], &self.child_count[start..end]);
+            let (mut best_s, mut best_k, mut best_j) = (f64::NEG_INFINITY, u32::MAX, usize::MAX);
+            for j in 0..cnt {
+                let pd = pen[j];
+                if cc[j] == 0 {
+                    if pd > 0 {
+                        continue; // a leaf already in flight
+                    }
+                } else if !blocked.is_empty() && blocked.contains(&((start + j) as u32)) {
                     continue;
                 }
-                let s = self.score(c, p, cp, ln_np);
-                let k = self.key[c] & KEY_MASK;
-                let better = match best {
-                    None => true,
-                    Some((bs, bk, bn)) => s > bs || (s == bs && (k, cu) < (bk, bn)),
+                let v = vis[j];
+                let s = if pd == 0 && v == 0 {
+                    match p.policy {
+                        Policy::Puct => p.fpu + cp * pr[j] as f64,
+                        Policy::Uct => f64::INFINITY,
+                    }
+                } else {
+                    let pdf = pd as f64;
+                    let n_c = v as f64 + pdf;
+                    let q = (ws[j] - p.virtual_loss * pdf) / n_c;
+                    match p.policy {
+                        Policy::Puct => q + cp * pr[j] as f64 / (1.0 + n_c),
+                        Policy::Uct => q + p.c * (ln_np / n_c).sqrt(),
+                    }
                 };
-                if better {
-                    best = Some((s, k, cu));
+                let k = ks[j] & KEY_MASK;
+                if best_j == usize::MAX || s > best_s || (s == best_s && k < best_k) {
+                    (best_s, best_k, best_j) = (s, k, j);
                 }
             }
+            let best = (best_j != usize::MAX).then(|| (best_s, best_k, (start + best_j) as u32));
             match best {
                 Some((_, _, c)) => node = c,
                 None => {
@@ -661,12 +671,7 @@ impl SearchTree {
 
     fn add_pending(&mut self, leaf: u32) -> Result<()> {
         // the root carries the largest pending count of its path
-        let mut n = leaf;
-        let mut root = leaf;
-        while n != NO_PARENT {
-            root = n;
-            n = self.parent[n as usize];
-        }
+        let root = self.roots[self.root_of[leaf as usize] as usize];
         if self.pending[root as usize] == u16::MAX {
             return Err(CoreError::limit(
                 "in-flight leaves per root",
