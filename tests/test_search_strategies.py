@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from search_synth import DigitTask
 
 from stepfuse import SearchTree
-from stepfuse.errors import InvalidArgumentError, InvalidTypeError, NonFiniteError
+from stepfuse.errors import InvalidArgumentError, InvalidTypeError, LimitExceededError, NonFiniteError
 from stepfuse.search import (
     DVTS,
     MCTS,
@@ -325,6 +325,8 @@ def test_bad_inputs() -> None:
         BeamSearch(t, BadScorer()).run_batch(t.problems)
     with pytest.raises(InvalidArgumentError):
         MCTS(t, t).run_batch(t.problems, tree=SearchTree(5))
+    with pytest.raises(LimitExceededError, match="max_nodes"):
+        MCTS(t, t, simulations=50, max_nodes=10).run_batch(t.problems)
     assert BestOfN(t, t).run_batch([]) == []
     assert State("p").steps == ()
 

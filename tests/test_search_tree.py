@@ -138,6 +138,20 @@ def test_hot_state_is_32_bytes_per_node() -> None:
     assert SearchTree.hot_bytes_per_node() == 32
 
 
+def test_clear_and_reserve_reuse_the_arena() -> None:
+    t = SearchTree(2, seed=4)
+    t.reserve(100)
+    t.expand([0], [0, 2], [0.5, 0.5], text=["x", "y"])
+    t.push([2], [1.0])
+    t.clear()
+    assert len(t) == 0 and t.roots.tolist() == [] and t.texts() == []
+    assert t.add_roots(2).tolist() == [0, 1]
+    fresh = SearchTree(2, seed=4)
+    kids = t.expand([1], [0, 1], [1.0], text=["z"])
+    fresh.expand([1], [0, 1], [1.0], text=["z"])
+    assert t == fresh and kids.tolist() == [2] and t.frontier_len().tolist() == [0, 0]
+
+
 def test_select_distinct_and_exhaustion() -> None:
     t = SearchTree()
     (root,) = t.select(5)[0].tolist()

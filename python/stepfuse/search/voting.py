@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +34,8 @@ def extract_answer(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-class Vote(NamedTuple):
+@dataclass(slots=True)
+class Vote:
     """A vote's outcome: the winning answer, the index of its first occurrence, its weight and count."""
 
     answer: str | None
