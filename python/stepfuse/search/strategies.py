@@ -87,8 +87,8 @@ class _Ctx:
 
     def tokens(self, nodes: np.ndarray) -> list[int]:
         """Tokens of each node's steps (payload = tokens of the step, set at expansion)."""
-        pay = np.maximum(self.tree.payloads(), 0)
-        return [int(pay[self.tree.path(n)[1:]].sum()) for n in nodes.tolist()]
+        t = self.tree
+        return [int(np.maximum(t.payloads(t.path(n)[1:]), 0).sum()) for n in nodes.tolist()]
 
     def count_calls(self, nodes: np.ndarray, field: str) -> np.ndarray:
         probs = self.tree.problem(nodes)

@@ -216,3 +216,43 @@ proptest! {
         prop_assert_eq!(got, idx);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    #[test]
+    fn vote_matches_counting_oracle(
+        answers in proptest::collection::vec(proptest::option::of(0u8..4), 0..24),
+        cut in 0usize..24,
+    ) {
+        let keys: Vec<Option<String>> = answers.iter().map(|a| a.map(|x| x.to_string())).collect();
+        let cut = cut.min(keys.len());
+        let offsets = [0, cut as i64, keys.len() as i64];
+        let weights: Vec<f64> = (0..keys.len()).map(|i| ((i * 37) % 11) as f64 / 4.0).collect();
+        let got = vote(&keys, Some(&weights), &offsets, None, None).unwrap();
+        for (g, w) in offsets.windows(2).enumerate() {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            // oracle: total weight, count and first index per key; winner by (weight, count, -first)
+            let mut best: Option<(f64, u32, usize)> = None;
+            for i in a..b {
+                let Some(k) = &keys[i] else { continue };
+                if keys[a..i].iter().any(|x| x.as_ref() == Some(k)) {
+                    continue;
+                }
+                let same: Vec<usize> = (a..b).filter(|&j| keys[j].as_ref() == Some(k)).collect();
+                let wt: f64 = same.iter().map(|&j| weights[j]).sum();
+                let cand = (wt, same.len() as u32, i);
+                if best.is_none_or(|(bw, bc, bf)| wt > bw || (wt == bw && (cand.1 > bc || (cand.1 == bc && i < bf)))) {
+                    best = Some(cand);
+                }
+            }
+            match best {
+                None => prop_assert_eq!(got[g].index, -1),
+                Some((wt, c, i)) => {
+                    prop_assert_eq!(got[g].index, i as i64);
+                    prop_assert_eq!(got[g].count, c);
+                    prop_assert!((got[g].weight - wt).abs() < 1e-9);
+                }
+            }
+        }
+    }
+}
