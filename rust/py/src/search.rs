@@ -85,7 +85,13 @@ fn ids_out<'py>(py: Python<'py>, v: &[u32]) -> Bound<'py, PyArray1<i64>> {
 
 /// An arena of search trees (one root per problem) for test-time search over reasoning steps.
 ///
-/// Hot state is 32 bytes per node in structure-of-arrays form; see `hot_bytes_per_node`.
+/// Nodes are integer ids; children of a node form a contiguous id range. Batched operations take
+/// and return numpy arrays: `expand(nodes, offsets, priors)` (CSR children), `select(n)` (n distinct
+/// leaves per root under PUCT/UCT with virtual loss), `backup(leaves, values)`, `top_k(nodes,
+/// scores, k)` (beam pruning), `push`/`pop_best` (best-first frontier), `path`, `best_leaf`.
+/// Ties are broken by a seeded structural hash, so a problem's tree does not depend on the batch
+/// it runs in. Hot state is 32 bytes per node (`hot_bytes_per_node`). Checkpoint with `to_json` /
+/// `from_json` or pickle; draw with `to_dot`.
 #[pyclass(module = "stepfuse._core", name = "SearchTree")]
 pub struct PySearchTree {
     inner: SearchTree,

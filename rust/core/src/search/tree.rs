@@ -5,13 +5,18 @@
 //! Hot state (what selection and backup touch) is 32 bytes per node:
 //! `parent u32 | child_start u32 | child_count u16 | pending u16 | prior f32 | visits u32 |
 //! value_sum f64 | key u32` where `key` holds a 31-bit seeded structural tie-break hash and the
-//! terminal flag in its top bit. Cold state (depth, root ordinal, payload, step text) lives in
-//! separate arrays that the inner loops never read.
+//! terminal flag in its top bit. Cold state (24 bytes: depth u32, root ordinal u32, payload i64,
+//! text end offset u64, plus the step text bytes in one shared buffer) lives in separate arrays that
+//! the inner loops never read. Children of a node are a contiguous id range.
+//!
+//! Costs: selecting one leaf O(depth · branching); backup O(depth); expansion O(children);
+//! top-k O(n log n) for the grouping sort plus O(n) selection per group.
 //!
 //! Determinism: ties are broken by the structural key (a hash of the seed and the child-index path
 //! from the root), then by node id. Node ids of one root keep their relative order however the
 //! roots' operations interleave, so a problem's tree is identical whether it is searched alone or in
-//! a batch with others.
+//! a batch with others. (The number of leaves selected per call is a search setting: with virtual
+//! loss it changes which leaves are visited, by design.)
 
 use serde::{Deserialize, Serialize};
 
