@@ -106,8 +106,9 @@ def test_problem_results_identical_at_any_batch_size_and_thread_count(make) -> N
     alone = [make(t).run_batch([p])[0] for p in t.problems]
     pairs = [make(t).run_batch(t.problems[i : i + 2]) for i in range(0, 6, 2)]
     split = [r for rs in pairs for r in rs]
+    shared = make(t)  # one strategy object used from several threads at once
     with ThreadPoolExecutor(4) as ex:
-        threaded = list(ex.map(lambda p: make(t).run_batch([p])[0], t.problems))
+        threaded = list(ex.map(lambda p: shared.run_batch([p])[0], t.problems))
     for a, b, c, d in zip(together, alone, split, threaded):
         assert _result_sig(a) == _result_sig(b) == _result_sig(c) == _result_sig(d)
 

@@ -344,6 +344,7 @@ class BeamSearch(Strategy):
         fin_nodes: list[np.ndarray] = []
         fin_scores: list[np.ndarray] = []
         first = True
+        beam_groups = np.zeros(0, dtype=np.int64)
         bar = self._bar(self.max_depth, type(self).__name__)
         while len(beams):
             kids, offsets = self._propose(ctx, beams, first_n if first else self.expand)
@@ -352,7 +353,7 @@ class BeamSearch(Strategy):
                 groups = self._first_groups(ctx, kids, offsets)
                 keep = self._keep_first()
             else:
-                groups = np.repeat(self._beam_groups, np.diff(offsets))
+                groups = np.repeat(beam_groups, np.diff(offsets))
                 keep = self._keep()
             pos = ctx.tree.top_k(kids, scores, keep, groups=groups)
             kept, ks, kg = kids[pos], scores[pos], groups[pos]
@@ -360,7 +361,7 @@ class BeamSearch(Strategy):
             fin_nodes.append(kept[term])
             fin_scores.append(ks[term])
             beams = kept[~term]
-            self._beam_groups = kg[~term]
+            beam_groups = kg[~term]
             first = False
             if bar is not None:
                 bar.update(1)
@@ -370,8 +371,6 @@ class BeamSearch(Strategy):
         scores = np.concatenate(fin_scores) if fin_scores else np.zeros(0)
         cands = self._candidates(ctx, nodes, scores)
         return self._results(ctx, cands, [c[0] if c else None for c in cands])
-
-    _beam_groups: np.ndarray
 
     def _first_groups(self, ctx: _Ctx, kids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return ctx.tree.problem(kids)
