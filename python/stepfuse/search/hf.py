@@ -158,13 +158,18 @@ class HFProposer:
         row_seed = torch.tensor(
             [zlib.crc32(f"{self.seed}\x1f{p}\x1f{k}".encode()) for p, k in rows], dtype=torch.int64, device=dev
         )
-        gen: list[list[int]] = [[] for _ in range(B)]
-        logp = [0.0] * B
-        done = [False] * B
+        cols: list[Any] = []  # sampled token per position, [B] each
+        logp = torch.zeros(B, dtype=torch.float64, device=dev)
+        length = torch.zeros(B, dtype=torch.int64, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
         result: list[Step | None] = [None] * B
         past = None
         cur_ids, cur_pos = ids, (mask.cumsum(-1) - 1).clamp(min=0)
-        vocab = None
+        eos = -1 if self.eos is None else int(self.eos)
+
+        def row_ids(i: int) -> list[int]:
+            return [int(c[i]) for c in cols[: int(length[i])]]
+
         with torch.no_grad():
             for t in range(self.max_step_tokens):
                 kw = {self._cache: past}
@@ -177,31 +182,33 @@ class HFProposer:
                 cdf = probs.cumsum(dim=-1)
                 u = _uniform(torch, row_seed, t)[:, None] * cdf[:, -1:]
                 tok = torch.searchsorted(cdf, u)[:, 0].clamp(max=vocab - 1)
-                tok_l = tok.tolist()
-                chosen = lsm.gather(1, tok[:, None])[:, 0].tolist()
-                stop = self._stop_candidates(torch, vocab)[tok.cpu()].tolist()
-                for i in range(B):
-                    if done[i]:
-                        continue
-                    gen[i].append(tok_l[i])
-                    logp[i] += chosen[i]
-                    if self.eos is not None and tok_l[i] == self.eos:
-                        result[i] = self._finish(gen[i][:-1], gen[i], logp[i], eos=True)
+                live = ~done
+                cols.append(tok.cpu())
+                logp += torch.where(live, lsm.gather(1, tok[:, None])[:, 0], 0.0)
+                length += live.to(torch.int64)
+                is_eos = live & (tok == eos)
+                cand = live & ~is_eos & self._stop_candidates(torch, vocab).to(dev)[tok]
+                # only rows that sampled EOS or a token that may complete the delimiter need Python work
+                for i in torch.nonzero(is_eos)[:, 0].tolist():
+                    ids_i = row_ids(i)
+                    result[i] = self._finish(ids_i[:-1], ids_i, float(logp[i]), eos=True)
+                    done[i] = True
+                for i in torch.nonzero(cand)[:, 0].tolist():
+                    ids_i = row_ids(i)
+                    text = self.tokenizer.decode(ids_i).lstrip()
+                    if self.splitter.delimiter in text:
+                        body = text.split(self.splitter.delimiter)[0]
+                        result[i] = self._finish_text(body.rstrip(), ids_i, float(logp[i]), eos=False)
                         done[i] = True
-                    elif stop[i]:
-                        text = self.tokenizer.decode(gen[i]).lstrip()
-                        if self.splitter.delimiter in text:
-                            body = text.split(self.splitter.delimiter)[0]
-                            result[i] = self._finish_text(body.rstrip(), gen[i], logp[i], eos=False)
-                            done[i] = True
-                if all(done):
+                if bool(done.all()):
                     break
                 cur_ids = tok[:, None]
                 mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)
                 cur_pos = cur_pos[:, -1:] + 1
         for i in range(B):
             if result[i] is None:  # ran out of tokens: the step ends here
-                result[i] = self._finish(gen[i], gen[i], logp[i], eos=False)
+                ids_i = row_ids(i)
+                result[i] = self._finish(ids_i, ids_i, float(logp[i]), eos=False)
         return result  # type: ignore[return-value]
 
     def _finish(self, body_ids: list[int], ids: list[int], logp: float, eos: bool) -> Step:
