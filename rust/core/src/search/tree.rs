@@ -1197,6 +1197,9 @@ impl SearchTree {
                 if s + c > n || s <= i {
                     return bad(format!("node {i} has child range out of bounds"));
                 }
+                if self.parent[s..s + c].iter().any(|&p| p as usize != i) {
+                    return bad(format!("node {i} lists children whose parent is another node"));
+                }
                 if self.key[i] & TERMINAL_BIT != 0 {
                     return bad(format!("node {i} is terminal and has children"));
                 }
