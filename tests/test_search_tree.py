@@ -370,3 +370,43 @@ def test_no_panic_on_malformed_input(method: str, args: list[object]) -> None:
             getattr(t, method)(*args)
     except (StepfuseError, TypeError, ValueError, OverflowError):
         pass
+
+
+def _sample_tree() -> SearchTree:
+    t = SearchTree(2, seed=3)
+    kids = t.expand([0, 1], [0, 2, 5], np.full(5, 0.2), text=["a", "bb", "", "é", "c"])
+    t.expand([kids[0]], [0, 2], [0.5, 0.5], terminal=[True, False])
+    t.backup(kids[:3], [0.5, 0.1, 0.9])
+    t.select(2)
+    t.push(kids, [0.1, 0.2, 0.3, 0.4, 0.5])
+    return t
+
+
+_FIELDS = ["parent", "child_start", "child_count", "pending", "prior", "visits", "value_sum", "key", "depth",
+           "root_of", "payload", "text_end", "roots", "max_nodes", "seed"]
+
+
+@given(st.sampled_from(_FIELDS), st.integers(0, 20), st.one_of(st.integers(-5, 2**33), st.floats(-2, 2)))
+@settings(max_examples=200)
+def test_corrupted_checkpoints_never_panic(field: str, pos: int, value: object) -> None:
+    import json
+
+    doc = json.loads(_sample_tree().to_json())
+    if isinstance(doc[field], list):
+        if not doc[field]:
+            return
+        doc[field][pos % len(doc[field])] = value
+    else:
+        doc[field] = value
+    try:
+        t = SearchTree.from_json(json.dumps(doc))
+    except StepfuseError:
+        return
+    # whatever loads must be usable without a panic
+    leaves, _ = t.select(3)
+    t.backup(leaves, np.zeros(len(leaves)))
+    for n in range(len(t)):
+        t.path(n)
+    t.top_k(np.arange(len(t)), np.zeros(len(t)), 2)
+    t.to_dot()
+    t.pop_best(10)
