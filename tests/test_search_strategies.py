@@ -31,6 +31,7 @@ from stepfuse.search import (
     difficulty_bins,
     extract_answer,
     majority_vote,
+    predicted_pass_rates,
     preference_pairs,
     render_tree,
     run_compute_optimal,
@@ -260,6 +261,8 @@ def test_compute_optimal_allocation() -> None:
     with pytest.raises(InvalidArgumentError):
         difficulty_bins([1.5])
     t = DigitTask(4, length=3)
+    rates = predicted_pass_rates(BestOfN(t, t, n=8).run_batch(t.problems))
+    assert rates.shape == (4,) and ((rates >= 0) & (rates <= 1)).all()
     factories = {
         "best_of_n": lambda b: BestOfN(t, t, n=b),
         "beam": lambda b: BeamSearch(t, t, beam_width=max(1, b // 4), expand=4),

@@ -9,7 +9,12 @@ with batched calls to a :class:`Proposer` and a :class:`Scorer`. The HuggingFace
 from __future__ import annotations
 
 from stepfuse._core import SearchTree
-from stepfuse.search.allocation import ComputeOptimalPolicy, difficulty_bins, run_compute_optimal
+from stepfuse.search.allocation import (
+    ComputeOptimalPolicy,
+    difficulty_bins,
+    predicted_pass_rates,
+    run_compute_optimal,
+)
 from stepfuse.search.pairs import PreferencePair, preference_pairs
 from stepfuse.search.protocols import (
     Candidate,
@@ -57,6 +62,7 @@ __all__ = [
     "difficulty_bins",
     "extract_answer",
     "majority_vote",
+    "predicted_pass_rates",
     "preference_pairs",
     "render_tree",
     "run_compute_optimal",

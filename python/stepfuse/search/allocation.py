@@ -13,6 +13,19 @@ from stepfuse.errors import InvalidArgumentError, NonFiniteError
 from stepfuse.search.protocols import SearchResult
 
 
+def predicted_pass_rates(results: Sequence[SearchResult]) -> np.ndarray:
+    """Model-predicted difficulty (Snell et al. §3.2): per problem, the mean verifier score of its
+    sampled solutions (e.g. from ``BestOfN(n=16).run_batch``), clipped to [0, 1] (float64[P]).
+    Problems without candidates get 0 (hardest)."""
+    out = np.zeros(len(results), dtype=np.float64)
+    for i, r in enumerate(results):
+        if r.candidates:
+            out[i] = float(np.mean([c.score for c in r.candidates]))
+    if not np.isfinite(out).all():
+        raise NonFiniteError("results: candidate scores must be finite")
+    return np.clip(out, 0.0, 1.0)
+
+
 def difficulty_bins(pass_rates: Sequence[float] | np.ndarray, n_bins: int = 5) -> np.ndarray:
     """Difficulty bin per problem: 0 = easiest (pass rate near 1) .. ``n_bins - 1`` = hardest (int64)."""
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
