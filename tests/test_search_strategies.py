@@ -139,6 +139,16 @@ def test_mcts_options_rollout_uct_and_batch_leaves() -> None:
             assert [c.score for c in r.candidates] == sorted((c.score for c in r.candidates), reverse=True)
 
 
+def test_lookahead_uses_the_rollout_proposer() -> None:
+    t = DigitTask(30, length=5, seed=6)
+    greedy = DigitTask(30, length=5, seed=6, q=0.99)  # an (almost) greedy rollout policy
+    plain = BeamSearch(t, t, beam_width=2, expand=3, lookahead=2).run_batch(t.problems)
+    guided = BeamSearch(t, t, beam_width=2, expand=3, lookahead=2, rollout_proposer=greedy).run_batch(t.problems)
+    assert greedy.propose_calls > 0
+    # rollouts that follow the right digits make the lookahead score informative
+    assert t.correct(guided) > t.correct(plain) + 0.2
+
+
 def test_usage_counts_tokens() -> None:
     t = DigitTask(3, length=3)
     res = BestOfN(t, t, n=4).run_batch(t.problems)

@@ -113,7 +113,10 @@ class Strategy:
         max_nodes: int = 1 << 22,
         answer: Callable[[str], str | None] = extract_answer,
         progress: bool = False,
+        rollout_proposer: Proposer | None = None,
     ) -> None:
+        if rollout_proposer is not None and not hasattr(rollout_proposer, "propose"):
+            raise InvalidTypeError("rollout_proposer: must have a propose(states, n) method")
         if not hasattr(proposer, "propose"):
             raise InvalidTypeError("proposer: must have a propose(states, n) method")
         if scorer is not None and not hasattr(scorer, "score"):
@@ -128,6 +131,7 @@ class Strategy:
         self.max_nodes = _positive("max_nodes", max_nodes)
         self.answer = answer
         self.progress = progress
+        self.rollout_proposer = rollout_proposer
 
     def run(self, problem: str, **kw: Any) -> SearchResult:
         """Search one problem (``run_batch([problem])[0]``)."""
@@ -203,7 +207,10 @@ class Strategy:
 
     def _rollout(self, ctx: _Ctx, nodes: np.ndarray, depth: int) -> np.ndarray:
         """Value after extending each node by up to ``depth`` single-sample steps (rollout steps are
-        not kept in the tree); one proposer call per rollout step, one scorer call at the end."""
+        not kept in the tree); one proposer call per rollout step, one scorer call at the end.
+        Rollouts use ``rollout_proposer`` when given (e.g. a greedy one, as in Snell et al.'s
+        lookahead), else the main proposer."""
+        rollout = self.rollout_proposer or self.proposer
         states = ctx.states(nodes)
         done = ctx.tree.terminal(nodes).copy()
         extra = [0] * len(nodes)
@@ -213,9 +220,7 @@ class Strategy:
             live = [i for i in range(len(states)) if not done[i] and base_depth[i] + d < self.max_depth]
             if not live:
                 break
-            props = validate_proposals(
-                self.proposer.propose([states[i] for i in live], 1), len(live), 1, self.splitter
-            )
+            props = validate_proposals(rollout.propose([states[i] for i in live], 1), len(live), 1, self.splitter)
             for p in np.unique(probs[live]).tolist():
                 ctx.usage[p].proposer_calls += 1
             for i, ps in zip(live, props):
