@@ -607,7 +607,9 @@ impl SearchTree {
     }
 
     /// Descend from `root` to the best available leaf, or None when every leaf below is in flight.
-    fn descend(&self, root: u32, p: &SelectParams, blocked: &mut Vec<u32>) -> Option<u32> {
+    /// Monomorphized per policy (`UCT` const) so the child loop carries no policy branch.
+    fn descend<const UCT: bool>(&self, root: u32, p: &SelectParams, blocked: &mut Vec<u32>) -> Option<u32> {
+        let (c, fpu, vl) = (p.c, p.fpu, p.virtual_loss);
         let mut node = root;
         loop {
             let nu = node as usize;
@@ -620,10 +622,7 @@ impl SearchTree {
                 return Some(node);
             }
             let n_p = self.visits[nu] as f64 + self.pending[nu] as f64;
-            let (cp, ln_np) = match p.policy {
-                Policy::Puct => (p.c * n_p.sqrt(), 0.0),
-                Policy::Uct => (0.0, n_p.max(1.0).ln()),
-            };
+            let (cp, ln_np) = if UCT { (0.0, n_p.max(1.0).ln()) } else { (c * n_p.sqrt(), 0.0) };
             let start = self.child_start[nu] as usize;
             let end = start + cnt;
             // slices of equal length let the compiler drop per-field bounds checks
@@ -642,17 +641,19 @@ impl SearchTree {
                 }
                 let v = vis[j];
                 let s = if pd == 0 && v == 0 {
-                    match p.policy {
-                        Policy::Puct => p.fpu + cp * pr[j] as f64,
-                        Policy::Uct => f64::INFINITY,
+                    if UCT {
+                        f64::INFINITY
+                    } else {
+                        fpu + cp * pr[j] as f64
                     }
                 } else {
                     let pdf = pd as f64;
                     let n_c = v as f64 + pdf;
-                    let q = (ws[j] - p.virtual_loss * pdf) / n_c;
-                    match p.policy {
-                        Policy::Puct => q + cp * pr[j] as f64 / (1.0 + n_c),
-                        Policy::Uct => q + p.c * (ln_np / n_c).sqrt(),
+                    let q = (ws[j] - vl * pdf) / n_c;
+                    if UCT {
+                        q + c * (ln_np / n_c).sqrt()
+                    } else {
+                        q + cp * pr[j] as f64 / (1.0 + n_c)
                     }
                 };
                 let k = ks[j] & KEY_MASK;
@@ -715,7 +716,11 @@ impl SearchTree {
         for &r in roots {
             blocked.clear();
             for _ in 0..n {
-                match self.descend(r, p, &mut blocked) {
+                let found = match p.policy {
+                    Policy::Puct => self.descend::<false>(r, p, &mut blocked),
+                    Policy::Uct => self.descend::<true>(r, p, &mut blocked),
+                };
+                match found {
                     Some(leaf) => {
                         self.add_pending(leaf)?;
                         leaves.push(leaf);
