@@ -40,7 +40,7 @@ def torch_module() -> Any:
 @functools.lru_cache(maxsize=1)
 def _triton_importable() -> bool:
     try:
-        import triton  # noqa: F401
+        import triton
         import triton.language  # noqa: F401
     except ImportError:
         return False

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TopK",
+    "attention_state_ref",
     "combine_terms",
     "fused_range_logprobs_ref",
     "fused_topk_ref",
     "merge_attention_states_ref",
     "range_logsumexp_ref",
     "shared_prefix_attention_ref",
+    "topk_ref",
 ]
 
 _NEG_INF = float("-inf")
@@ -222,5 +224,5 @@ def shared_prefix_attention_ref(
     lens = suffix_lens.to(q.device).long().clamp(0, s)
     pos = torch.arange(p + s, device=q.device)
     mask = (pos[None, :] < p) | (pos[None, :] < p + lens[:, None])
-    o, lse = attention_state_ref(q, k, v, mask, scale)
+    o, _ = attention_state_ref(q, k, v, mask, scale)
     return o.to(q.dtype)
