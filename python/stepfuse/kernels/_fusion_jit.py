@@ -166,13 +166,20 @@ def _range_combine_kernel(
 
     base = tl.load(base_ptr + b * stride_base + offs_c, mask=cmask, other=0.0).to(tl.float32)
     rec = tl.load(rec_ptr + b * stride_rec + offs_c, mask=cmask, other=0.0).to(tl.float32)
-    lm = tl.where(cand_lse == float("-inf"), float("-inf"), base + (cand_lse - row_lse))
+    # Guards keep -inf - -inf and 0 * -inf (a weight that rounds to 0 in fp32) from forming NaN.
+    empty = cand_lse == float("-inf")
+    row_safe = tl.where(row_lse == float("-inf"), 0.0, row_lse)
+    lm = tl.where(empty, float("-inf"), base + (tl.where(empty, 0.0, cand_lse) - row_safe))
     if MODE == 0:
         fused = rec
     elif MODE == 1:
         fused = lm
     else:
-        fused = w_rec * rec + w_lm * lm
+        lm_ninf = lm == float("-inf")
+        rec_ninf = rec == float("-inf")
+        lm_term = tl.where(lm_ninf, float("-inf"), w_lm * tl.where(lm_ninf, 0.0, lm))
+        rec_term = tl.where(rec_ninf, float("-inf"), w_rec * tl.where(rec_ninf, 0.0, rec))
+        fused = rec_term + lm_term
     if K == 0:
         tl.store(out_ptr + b * C + offs_c, fused, mask=cmask)
     else:

@@ -44,6 +44,9 @@ _RANGE_CONFIGS: tuple[tuple[int, int, int], ...] = (
     (1 << 62, 2048, 8),
 )
 _MAX_SPLITS = 64
+MIN_TEMPERATURE = 1e-3
+MAX_TEMPERATURE = 1e3
+"""Accepted temperatures: logits / T must stay finite in float32 (kernels pass T as an fp32 scalar)."""
 
 
 def _range_config(batch: int, vocab: int, device: torch.device) -> tuple[int, int, int, int]:
@@ -94,8 +97,10 @@ class _Args:
         if not 0.0 <= w <= 1.0:
             raise InvalidArgumentError(f"weight: must lie in [0, 1], got {w}")
         t = real_scalar(temperature, "temperature")
-        if t <= 0.0:
-            raise InvalidArgumentError(f"temperature: must be > 0, got {t}")
+        if not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
+            raise InvalidArgumentError(
+                f"temperature: must lie in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}] (fp32 logits / T), got {t}"
+            )
         if check_values and perm_t.numel() and b * c:
             bad_perm = ((perm_t < 0) | (perm_t >= v)).any()
             bad_lo = ((lo_t < 0) | (lo_t > v)).any()
@@ -170,7 +175,7 @@ def fused_range_logprobs(
     lm_logits: [B, V] float32/float16/bfloat16 (upcast to float32 on load); perm: [V] int, sorted
     position -> token id (a permutation of range(V), e.g. ByteVocab's sorted order); lo, hi: [B, C]
     int sorted-position bounds in [0, V] (``ByteVocab.prefix_range``); base, rec_logprobs: [B, C]
-    float; weight in [0, 1]; temperature > 0. All tensors on one device. Returns float32 [B, C].
+    float; weight in [0, 1]; temperature in [1e-3, 1e3]. All tensors on one device. Returns float32 [B, C].
     ``check_values`` checks perm/lo/hi bounds (one device sync; kernels clamp regardless, so bad
     values cannot fault). NaN/+inf inputs are not checked and propagate.
     """

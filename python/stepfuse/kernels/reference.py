@@ -104,7 +104,10 @@ def combine_terms(
         return rec.clone()
     if weight == 1.0:
         return lm
-    return (1.0 - weight) * rec + weight * lm
+    # A -inf term stays -inf even when its weight is tiny (0 * -inf would be NaN).
+    lm_term = torch.where(torch.isneginf(lm), neg, weight * lm)
+    rec_term = torch.where(torch.isneginf(rec), torch.full_like(rec, _NEG_INF), (1.0 - weight) * rec)
+    return rec_term + lm_term
 
 
 def fused_range_logprobs_ref(
