@@ -23,6 +23,21 @@ from gpu_kernels import (
 from harness import Case, bench
 
 
+def _one_thread(fn):
+    """Run ``fn`` with one intra-op thread (restored after): steadier CPU timings on a shared machine."""
+    import torch
+
+    def run():
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(prev)
+
+    return run
+
+
 def _cpu_fusion_case(b: int, v: int) -> Case:
     import torch
 
@@ -30,9 +45,9 @@ def _cpu_fusion_case(b: int, v: int) -> Case:
 
     args = fusion_inputs(b, v, device="cpu", dtype=torch.float32)
     return Case(
-        ours=lambda: fused_range_logprobs_ref(*args, 0.3),
-        baselines={"per-beam log_softmax+gather": lambda: naive_fusion(*args, 0.3)},
-        info={"shape": f"B={b} V={v} C={CANDIDATES} fp32"},
+        ours=_one_thread(lambda: fused_range_logprobs_ref(*args, 0.3)),
+        baselines={"per-beam log_softmax+gather": _one_thread(lambda: naive_fusion(*args, 0.3))},
+        info={"shape": f"B={b} V={v} C={CANDIDATES} fp32, 1 torch thread"},
         per=b * CANDIDATES,
         repeats=5,
     )
