@@ -242,3 +242,16 @@ def test_malformed_inputs_raise_only_stepfuse_errors(shapes, lens_dtype, scale):
 def test_full_size_gpu(dtype, b, p, hq, hkv):
     args = make_case(b, hq, hkv, 128, p, 128, seed=0, dtype=dtype)
     close(shared_prefix_attention(*args, 128**-0.5), shared_prefix_attention_ref(*args, 128**-0.5), dtype)
+
+
+@needs_triton
+def test_strided_inputs():
+    q, kp, vp, ks, vs, lens = make_case(2, 4, 2, 16, 30, 5, seed=9, lens=[2, 5])
+    want = shared_prefix_attention_ref(q, kp, vp, ks, vs, lens, 0.3)
+    big_k = torch.randn(30, 2, 40, device=DEVICE)
+    big_k[:, :, 8:24] = kp
+    big_s = torch.randn(2, 9, 2, 16, device=DEVICE)
+    big_s[:, 2:7] = vs
+    qt = q.transpose(1, 2).contiguous().transpose(1, 2)  # head dim not unit-stride: copied
+    out = shared_prefix_attention(qt, big_k[:, :, 8:24], vp, ks, big_s[:, 2:7], lens, 0.3)
+    close(out, want, torch.float32)

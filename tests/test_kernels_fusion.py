@@ -337,3 +337,18 @@ def test_full_size_gpu(dtype, b, v, c):
     close(out, fused_range_logprobs_ref(*args, 0.3), dtype)
     ours = fused_topk(*args, 0.3, 8)
     assert_topk_sets(ours, fused_range_logprobs_ref(*args, 0.3), 8, TOL[dtype]["atol"])
+
+
+@needs_triton
+def test_strided_inputs():
+    # Views of larger buffers (row stride != V) and a non-unit column stride (copied) give the same result.
+    logits, perm, lo, hi, base, rec = make_case(2, 100, 4, seed=8)
+    wide = torch.randn(2, 230, device=DEVICE)
+    wide[:, 10:110] = logits
+    every_other = torch.randn(2, 200, device=DEVICE)
+    every_other[:, ::2] = logits
+    big_lo = torch.zeros(2, 9, dtype=torch.long, device=DEVICE)
+    big_lo[:, 1:5] = lo
+    want = fused_range_logprobs_ref(logits, perm, lo, hi, base, rec, 0.5)
+    for view in (wide[:, 10:110], every_other[:, ::2]):
+        close(fused_range_logprobs(view, perm, big_lo[:, 1:5], hi, base.t().contiguous().t(), rec, 0.5), want, torch.float32)

@@ -52,6 +52,11 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
+def _unit_stride(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when its last dim is unit-stride (what the kernels index), else a contiguous copy."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
 def shared_prefix_attention(
     q: torch.Tensor,
     k_prefix: torch.Tensor,
@@ -106,10 +111,7 @@ def shared_prefix_attention(
     if not use_triton(q.device):
         return shared_prefix_attention_ref(q, kp, vp, ks, vs, lens, sc)
 
-    def unit(t: torch.Tensor) -> torch.Tensor:  # kernels need a unit-stride head dim
-        return t if t.stride(-1) == 1 else t.contiguous()
-
-    q, kp, vp, ks, vs = unit(q), unit(kp), unit(vp), unit(ks), unit(vs)
+    q, kp, vp, ks, vs = (_unit_stride(t) for t in (q, kp, vp, ks, vs))
     from stepfuse.kernels import _attention_jit as jit
 
     dev = q.device
