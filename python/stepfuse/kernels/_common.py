@@ -53,9 +53,10 @@ def interpret_mode() -> bool:
     Triton fixes this when a ``@triton.jit`` function is defined, so it is read from the environment
     the first time a kernel module is imported (``TRITON_INTERPRET=1`` must be set before that).
     """
-    from stepfuse.kernels import _fusion_jit
+    from stepfuse.kernels import _attention_jit, _fusion_jit
 
-    return bool(_fusion_jit.INTERPRET)
+    # Both kernel modules load here together, so they agree on the mode.
+    return bool(_fusion_jit.INTERPRET and _attention_jit.INTERPRET)
 
 
 def use_triton(device: torch.device) -> bool:
