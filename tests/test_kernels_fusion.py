@@ -352,3 +352,18 @@ def test_strided_inputs():
     want = fused_range_logprobs_ref(logits, perm, lo, hi, base, rec, 0.5)
     for view in (wide[:, 10:110], every_other[:, ::2]):
         close(fused_range_logprobs(view, perm, big_lo[:, 1:5], hi, base.t().contiguous().t(), rec, 0.5), want, torch.float32)
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_presorted_logits_without_perm(dtype):
+    # perm=None: the logits' columns are already in sorted order (identity permutation).
+    logits, perm, lo, hi, base, rec = make_case(2, 300, 6, seed=12, dtype=dtype)
+    sorted_logits = logits[:, perm].contiguous()
+    out = fused_range_logprobs(sorted_logits, None, lo, hi, base, rec, 0.4)
+    close(out, fused_range_logprobs_ref(logits, perm, lo, hi, base, rec, 0.4), dtype)
+    close(fused_range_logprobs_ref(sorted_logits, None, lo, hi, base, rec, 0.4), out, dtype)
+    top = fused_topk(sorted_logits, None, lo, hi, base, rec, 0.4, 3)
+    assert_topk_sets(top, out, 3, TOL[dtype]["atol"])
+    with pytest.raises(errors.OutOfRangeError, match="hi"):
+        fused_range_logprobs(sorted_logits, None, lo, hi + 400, base, rec, 0.4)

@@ -3,7 +3,8 @@
 Design (one read of each logit row). The candidate ranges ``[lo, hi)`` are contiguous in the
 byte-sorted order ``perm``, so a program streams its slice of sorted positions ``j`` block by block,
 loading ``x = lm_logits[b, perm[j]] / T`` (the only read of each logit; ``perm`` is shared by all rows
-and stays in L2). Per block it forms the block max ``bm`` and ``bs = Σ exp(x - bm)``, which updates
+and stays in L2; with ``perm=None`` the logits are already in sorted order and the read is a plain
+coalesced stream). Per block it forms the block max ``bm`` and ``bs = Σ exp(x - bm)``, which updates
 
 * the row's online LSE (natural log), and
 * every candidate whose range covers the whole block, in O(1) each: it merges ``(bm, bs)``.
@@ -65,6 +66,7 @@ def _range_lse_partial_kernel(
     NSPLIT: tl.constexpr,
     BLOCK: tl.constexpr,
     C_BLOCK: tl.constexpr,
+    SORTED: tl.constexpr,
 ):
     b = tl.program_id(0)
     sp = tl.program_id(1)
@@ -86,7 +88,10 @@ def _range_lse_partial_kernel(
         j0 = (sp * blocks_per_split + i).to(tl.int64) * BLOCK
         idx = j0 + offs
         valid = idx < V
-        tok = tl.load(perm_ptr + idx, mask=valid, other=0)
+        if SORTED:  # logits already in sorted order: a plain coalesced read
+            tok = idx
+        else:
+            tok = tl.load(perm_ptr + idx, mask=valid, other=0).to(tl.int64)
         x = tl.load(row_ptr + tok, mask=valid, other=float("-inf")).to(tl.float32) / temperature
         bm = tl.max(x, axis=0)
         bm_safe = tl.where(bm == float("-inf"), 0.0, bm)

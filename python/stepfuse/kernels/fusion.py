@@ -79,8 +79,11 @@ class _Args:
         b, v = logits.shape
         if v == 0:
             raise InvalidArgumentError("lm_logits: vocabulary size V must be >= 1, got 0")
-        perm_t = check_int_tensor(perm, "perm", 1)
-        check_shape(perm_t, "perm", (v,), "[V]")
+        if perm is None:  # identity: lm_logits columns are already in byte-sorted order
+            perm_t = torch.empty((0,), dtype=torch.int32, device=logits.device)
+        else:
+            perm_t = check_int_tensor(perm, "perm", 1)
+            check_shape(perm_t, "perm", (v,), "[V]")
         lo_t = check_int_tensor(lo, "lo", 2)
         if lo_t.shape[0] != b:
             raise InvalidArgumentError(f"lo: shape must be [B, C] with B = {b}, got {tuple(lo_t.shape)}")
@@ -101,18 +104,18 @@ class _Args:
             raise InvalidArgumentError(
                 f"temperature: must lie in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}] (fp32 logits / T), got {t}"
             )
-        if check_values and perm_t.numel() and b * c:
-            bad_perm = ((perm_t < 0) | (perm_t >= v)).any()
-            bad_lo = ((lo_t < 0) | (lo_t > v)).any()
-            bad_hi = ((hi_t < 0) | (hi_t > v)).any()
-            flags = torch.stack([bad_perm, bad_lo, bad_hi]).tolist()  # one device sync
-            for arg, bad, bound in zip(("perm", "lo", "hi"), flags, ("[0, V)", "[0, V]", "[0, V]")):
+        if check_values:
+            checks = [
+                ("perm", "[0, V)", ((perm_t < 0) | (perm_t >= v)).any()),
+                ("lo", "[0, V]", ((lo_t < 0) | (lo_t > v)).any()),
+                ("hi", "[0, V]", ((hi_t < 0) | (hi_t > v)).any()),
+            ]
+            flags = torch.stack([f for _, _, f in checks]).tolist()  # one device sync
+            for (arg, bound, _), bad in zip(checks, flags):
                 if bad:
                     raise OutOfRangeError(f"{arg}: values must lie in {bound} with V = {v}")
-        elif check_values and perm_t.numel():
-            if bool(((perm_t < 0) | (perm_t >= v)).any()):
-                raise OutOfRangeError(f"perm: values must lie in [0, V) with V = {v}")
-        self.logits, self.perm, self.lo, self.hi = logits, perm_t, lo_t, hi_t
+        self.logits, self.lo, self.hi = logits, lo_t, hi_t
+        self.perm = None if perm is None else perm_t
         self.base, self.rec, self.weight, self.temperature = base_t, rec_t, w, t
         self.b, self.v, self.c = b, v, c
 
@@ -124,7 +127,8 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
 
     dev = a.logits.device
     logits = a.logits if a.logits.stride(1) == 1 else a.logits.contiguous()  # rows must be unit-stride
-    perm = a.perm.to(torch.int32 if a.v < 2**31 else torch.int64).contiguous()
+    sorted_logits = a.perm is None
+    perm = a.lo if a.perm is None else a.perm.to(torch.int32 if a.v < 2**31 else torch.int64).contiguous()
     lo = a.lo.contiguous()
     hi = a.hi.to(lo.dtype).contiguous()  # lo and hi share one row stride
     base = a.base.contiguous()
@@ -139,7 +143,7 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     jit._range_lse_partial_kernel[(a.b, nsplit)](
         logits, perm, lo, hi, row_m, row_s, cand_m, cand_s,
         logits.stride(0), lo.stride(0), a.v, a.c, a.temperature, per,
-        NSPLIT=nsplit, BLOCK=block, C_BLOCK=c_block, num_warps=warps,
+        NSPLIT=nsplit, BLOCK=block, C_BLOCK=c_block, SORTED=sorted_logits, num_warps=warps,
     )  # fmt: skip
     mode = 0 if a.weight == 0.0 else 1 if a.weight == 1.0 else 2
     out = torch.empty((a.b, a.c), dtype=torch.float32, device=dev)
@@ -155,7 +159,7 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
 
 def fused_range_logprobs(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,
@@ -173,7 +177,9 @@ def fused_range_logprobs(
     or a row of all -inf logits gives LM = -inf; w = 0 returns rec exactly and w = 1 returns LM.
 
     lm_logits: [B, V] float32/float16/bfloat16 (upcast to float32 on load); perm: [V] int, sorted
-    position -> token id (a permutation of range(V), e.g. ByteVocab's sorted order); lo, hi: [B, C]
+    position -> token id (a permutation of range(V), e.g. ByteVocab's sorted order), or None when
+    lm_logits' columns are already in sorted order (e.g. the LM head's rows permuted once by that
+    order: then every read is coalesced, the fastest path on a GPU); lo, hi: [B, C]
     int sorted-position bounds in [0, V] (``ByteVocab.prefix_range``); base, rec_logprobs: [B, C]
     float; weight in [0, 1]; temperature in [1e-3, 1e3]. All tensors on one device. Returns float32 [B, C].
     ``check_values`` checks perm/lo/hi bounds (one device sync; kernels clamp regardless, so bad
@@ -189,7 +195,7 @@ def fused_range_logprobs(
 
 def fused_topk(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,

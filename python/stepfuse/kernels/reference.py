@@ -43,7 +43,7 @@ def _safe_max(m: torch.Tensor) -> torch.Tensor:
 
 
 def range_logsumexp_ref(
-    x: torch.Tensor, perm: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    x: torch.Tensor, perm: torch.Tensor | None, lo: torch.Tensor, hi: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Row LSE and per-range LSE over sorted positions: ``log Σ_{j∈[lo,hi)} exp(x[b, perm[j]])``.
 
@@ -51,14 +51,15 @@ def range_logsumexp_ref(
     2C+1 disjoint segments; each segment's LSE uses its own max (no cancellation, no underflow), and
     a range's LSE is the LSE of the segments it covers. O(B·V + B·C²) time, O(B·V) memory.
 
-    x: float32 [B, V]; perm: int [V] (sorted position -> token id); lo, hi: int [B, C].
+    x: float32 [B, V]; perm: int [V] (sorted position -> token id), or None when x is already in
+    sorted order; lo, hi: int [B, C].
     Returns (row_lse [B], range_lse [B, C]) in float32; empty ranges (lo >= hi) give -inf.
     """
     import torch
 
     b, v = x.shape
     c = lo.shape[1]
-    xs = x.index_select(1, perm.long())  # [B, V] in sorted order
+    xs = x.clone() if perm is None else x.index_select(1, perm.long())  # [B, V] in sorted order
     lo = lo.long().clamp(0, v)
     hi = hi.long().clamp(0, v)
     hi = torch.maximum(hi, lo)  # empty ranges become [lo, lo)
@@ -115,7 +116,7 @@ def combine_terms(
 
 def fused_range_logprobs_ref(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,
@@ -126,7 +127,7 @@ def fused_range_logprobs_ref(
     """fp32 reference of :func:`stepfuse.kernels.fused_range_logprobs` (GFD byte-prefix fusion).
 
     fused[b, c] = (1-w)·rec[b, c] + w·(base[b, c] + log Σ_{j∈[lo,hi)} softmax(lm_logits[b] / T)[perm[j]]).
-    Shapes: lm_logits [B, V] float; perm [V] int; lo, hi, base, rec_logprobs [B, C]. Returns float32 [B, C].
+    Shapes: lm_logits [B, V] float; perm [V] int or None (identity); lo, hi, base, rec_logprobs [B, C]. Returns float32 [B, C].
     """
     x = lm_logits.float() / temperature
     row_lse, range_lse = range_logsumexp_ref(x, perm, lo, hi)
@@ -143,7 +144,7 @@ def topk_ref(fused: torch.Tensor, k: int) -> TopK:
 
 def fused_topk_ref(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,
