@@ -1,7 +1,8 @@
 """GPU benchmarks of the stepfuse Triton kernels (``python benches/gpu_kernels.py``); skips without CUDA.
 
 * ``fused_range_logprobs``: achieved GB/s (logits + perm + per-candidate tensors, each read once)
-  against the device's peak DRAM bandwidth, B in {8, 64}, V in {32k, 152k}, bf16 logits.
+  against the device's peak DRAM bandwidth, B in {8, 64}, V in {32k, 152k}, bf16 logits; once
+  gathering through ``perm`` and once with the logits already in sorted order (``perm=None``).
 * ``shared_prefix_attention`` (cascade decode): against torch SDPA over the KV expanded per beam and
   against a per-beam SDPA loop, P in {1k, 8k}, S = 128, B in {16, 64}, Hq = 32, Hkv = 8, D = 128.
 
@@ -100,15 +101,18 @@ def per_beam_loop(q, kp, vp, ks, vs, lens, scale):
     return torch.stack(outs)[:, :, 0]
 
 
-def _fusion_row(b: int, v: int, peak: float) -> str:
+def _fusion_row(b: int, v: int, peak: float, presorted: bool) -> str:
     import triton.testing as tt
 
     from stepfuse.kernels import fused_range_logprobs
 
-    args = fusion_inputs(b, v)
-    ms = tt.do_bench(lambda: fused_range_logprobs(*args, 0.3, check_values=False), return_mode="median")
+    logits, perm, *rest = fusion_inputs(b, v)
+    if presorted:  # logits columns already in byte-sorted order: perm=None, coalesced reads
+        logits, perm = logits[:, perm].contiguous(), None
+    ms = tt.do_bench(lambda: fused_range_logprobs(logits, perm, *rest, 0.3, check_values=False), return_mode="median")
     gbs = fusion_bytes(b, v, CANDIDATES, 2) / (ms * 1e-3) / 1e9
-    return f"{f'B={b} V={v} C={CANDIDATES} bf16':<34} {ms * 1e3:>8.1f}us {gbs:>8.0f} {gbs / peak:>7.0%}"
+    label = f"B={b} V={v} C={CANDIDATES} bf16 {'presorted' if presorted else 'perm'}"
+    return f"{label:<40} {ms * 1e3:>8.1f}us {gbs:>8.0f} {gbs / peak:>7.0%}"
 
 
 def _attention_row(b: int, p: int) -> str:
@@ -136,10 +140,11 @@ def main() -> int:
 
     peak = tt.get_dram_gbps()
     print(f"device: {torch.cuda.get_device_name()}  peak DRAM {peak:.0f} GB/s")
-    print(f"{'fused_range_logprobs':<34} {'time':>10} {'GB/s':>8} {'of peak':>8}")
+    print(f"{'fused_range_logprobs':<40} {'time':>10} {'GB/s':>8} {'of peak':>8}")
     for b in (8, 64):
         for v in (32_000, 152_064):
-            print(_fusion_row(b, v, peak))
+            for presorted in (False, True):
+                print(_fusion_row(b, v, peak, presorted))
     print(f"\n{'shared_prefix_attention':<28} {'ours':>9} {'SDPA expanded':>14} {'ratio':>6} {'per-beam':>10} {'ratio':>6}")
     for p in (1024, 8192):
         for b in (16, 64):
