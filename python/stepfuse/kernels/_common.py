@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "LAUNCH",
     "check_device",
     "check_float_tensor",
     "check_int_tensor",
@@ -28,6 +29,10 @@ __all__ = [
     "torch_module",
     "use_triton",
 ]
+
+
+LAUNCH: dict[str, Any] = {"enable_fp_fusion": True}
+"""Options every launch passes: FMA contraction requested explicitly (Triton warns when left implicit)."""
 
 
 def torch_module() -> Any:

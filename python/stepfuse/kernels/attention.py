@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from stepfuse.errors import InvalidArgumentError, InvalidTypeError, OutOfRangeError
 from stepfuse.kernels._common import (
+    LAUNCH,
     check_device,
     check_float_tensor,
     check_int_tensor,
@@ -132,7 +133,7 @@ def shared_prefix_attention(
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), vp.stride(0), vp.stride(1),
         o_ws.stride(0), o_ws.stride(1), o_ws.stride(2), l_ws.stride(0), l_ws.stride(1),
         b, p, d, group, per, sc,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4, **LAUNCH,
     )  # fmt: skip
     o_suf, l_suf = o_ws[nsplit], l_ws[nsplit]
     jit._suffix_state_kernel[(b, hkv)](
@@ -140,14 +141,14 @@ def shared_prefix_attention(
         q.stride(0), q.stride(1), ks.stride(0), ks.stride(1), ks.stride(2),
         vs.stride(0), vs.stride(1), vs.stride(2), o_suf.stride(0), o_suf.stride(1), l_suf.stride(0),
         s, d, group, sc,
-        BLOCK_G=max(16, next_pow2(group)), BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4,
+        BLOCK_G=max(16, next_pow2(group)), BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4, **LAUNCH,
     )  # fmt: skip
     rows = b * hq
     out = torch.empty((b, hq, d), dtype=torch.float32, device=dev)
     out_lse = torch.empty((b, hq), dtype=torch.float32, device=dev)
     jit._merge_states_kernel[(-(-rows // _MERGE_ROWS),)](
         o_ws, l_ws, out, out_lse, nsplit + 1, rows, d, o_ws.stride(0), l_ws.stride(0),
-        BLOCK_R=_MERGE_ROWS, BLOCK_D=block_d, num_warps=4,
+        BLOCK_R=_MERGE_ROWS, BLOCK_D=block_d, num_warps=4, **LAUNCH,
     )  # fmt: skip
     return out if q.dtype == torch.float32 else out.to(q.dtype)
 
@@ -195,6 +196,6 @@ def merge_attention_states(
     block_d = max(16, next_pow2(d))
     block_r = max(1, min(_MERGE_ROWS, 4096 // block_d))
     jit._merge2_kernel[(-(-rows // block_r),)](
-        f1, g1, f2, g2, out, out_lse, rows, d, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4
+        f1, g1, f2, g2, out, out_lse, rows, d, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4, **LAUNCH
     )
     return out.reshape(a1.shape), out_lse.reshape(lead)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from stepfuse.errors import InvalidArgumentError, OutOfRangeError
 from stepfuse.kernels._common import (
+    LAUNCH,
     check_device,
     check_float_tensor,
     check_int_tensor,
@@ -143,7 +144,7 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     jit._range_lse_partial_kernel[(a.b, nsplit)](
         logits, perm, lo, hi, row_m, row_s, cand_m, cand_s,
         logits.stride(0), lo.stride(0), a.v, a.c, a.temperature, per,
-        NSPLIT=nsplit, BLOCK=block, C_BLOCK=c_block, SORTED=sorted_logits, num_warps=warps,
+        NSPLIT=nsplit, BLOCK=block, C_BLOCK=c_block, SORTED=sorted_logits, num_warps=warps, **LAUNCH,
     )  # fmt: skip
     mode = 0 if a.weight == 0.0 else 1 if a.weight == 1.0 else 2
     out = torch.empty((a.b, a.c), dtype=torch.float32, device=dev)
@@ -152,7 +153,7 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     jit._range_combine_kernel[(a.b,)](
         row_m, row_s, cand_m, cand_s, base, rec, out, topv, topi,
         base.stride(0), rec.stride(0), a.c, 1.0 - a.weight, a.weight,
-        NSPLIT=nsplit, S_BLOCK=s_block, C_BLOCK=c_block, MODE=mode, K=k, num_warps=4,
+        NSPLIT=nsplit, S_BLOCK=s_block, C_BLOCK=c_block, MODE=mode, K=k, num_warps=4, **LAUNCH,
     )  # fmt: skip
     return out if k == 0 else TopK(topv, topi)
 
