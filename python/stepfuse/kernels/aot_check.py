@@ -45,7 +45,7 @@ def _cases(quick: bool) -> list[tuple[str, Any, dict[str, str], dict[str, Any], 
         blocks_per_split=i32,
     )  # fmt: skip
     for sorted_logits in (False,) if quick else (False, True):
-        consts = {"NSPLIT": 4, "BLOCK": 2048, "C_BLOCK": 32, "SORTED": sorted_logits}
+        consts: dict[str, Any] = {"NSPLIT": 4, "BLOCK": 2048, "C_BLOCK": 32, "SORTED": sorted_logits}
         cases.append((f"range partial sorted={sorted_logits}", fj._range_lse_partial_kernel, part, consts, 8))
     comb = dict(
         row_m_ptr=_F32, row_s_ptr=_F32, cand_m_ptr=_F32, cand_s_ptr=_F32, base_ptr=_F32, rec_ptr="*fp16",
