@@ -36,6 +36,7 @@ def _compile(fn: Any, types: dict[str, str], consts: dict[str, Any], arch: int, 
 def _cases(quick: bool) -> list[tuple[str, Any, dict[str, str], dict[str, Any], int]]:
     from stepfuse.kernels import _attention_jit as aj
     from stepfuse.kernels import _fusion_jit as fj
+    from stepfuse.kernels.attention import attention_config
 
     i32 = "i32"
     cases: list[tuple[str, Any, dict[str, str], dict[str, Any], int]] = []
@@ -62,14 +63,15 @@ def _cases(quick: bool) -> list[tuple[str, Any, dict[str, str], dict[str, Any], 
             "stride_ls stride_lb B P D GROUP keys_per_split"
         ).split()}  # fmt: skip
         pre.update(q_ptr=dt, k_ptr=dt, v_ptr=dt, o_ptr=_F32, lse_ptr=_F32, scale="fp32")
-        consts = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_D": 128, "DOT_PREC": prec}
+        block_m, block_n = attention_config(dt == "*fp32", 128, 1 << 12)
+        consts = {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_D": 128, "DOT_PREC": prec}
         cases.append((f"prefix state {dt[1:]}", aj._prefix_state_kernel, pre, consts, 4))
         suf = {n: i32 for n in (
             "stride_qb stride_qh stride_kb stride_ks stride_kh stride_vb stride_vs stride_vh stride_ob "
             "stride_oh stride_lb S D GROUP"
         ).split()}  # fmt: skip
         suf.update(q_ptr=dt, k_ptr=dt, v_ptr=dt, lens_ptr="*i64", o_ptr=_F32, lse_ptr=_F32, scale="fp32")
-        consts = {"BLOCK_G": 16, "BLOCK_N": 64, "BLOCK_D": 128, "DOT_PREC": prec}
+        consts = {"BLOCK_G": 16, "BLOCK_N": block_n, "BLOCK_D": 128, "DOT_PREC": prec}
         cases.append((f"suffix state {dt[1:]}", aj._suffix_state_kernel, suf, consts, 4))
     merge_n = dict(o_ptr=_F32, lse_ptr=_F32, out_ptr=_F32, out_lse_ptr=_F32, N=i32, R=i32, D=i32, stride_on=i32,
                    stride_ln=i32)  # fmt: skip

@@ -38,14 +38,20 @@ _MAX_SPLITS = 32
 _MERGE_ROWS = 16
 
 
-def _row_tile(rows: int) -> int:
-    """Query rows per prefix program (tl.dot needs >= 16)."""
-    return 16 if rows <= 16 else 32 if rows <= 32 else 64
+# Fixed configs, no autotune: (BLOCK_M cap, BLOCK_N) by (fp32 inputs?, BLOCK_D > 128?). fp32 tiles are
+# smaller so that the dot operands fit the shared memory of sm_80 (163 KB) as well as sm_90.
+_ATTN_CONFIGS: dict[tuple[bool, bool], tuple[int, int]] = {
+    (False, False): (64, 64),
+    (False, True): (64, 32),
+    (True, False): (32, 32),
+    (True, True): (16, 16),
+}
 
 
-def _key_block(block_d: int) -> int:
-    """Keys per step: 64, or 32 for head dims above 128 (register pressure)."""
-    return 64 if block_d <= 128 else 32
+def attention_config(fp32: bool, block_d: int, rows: int) -> tuple[int, int]:
+    """(BLOCK_M, BLOCK_N) for ``rows`` query rows per KV head (tl.dot needs tiles of >= 16)."""
+    cap, block_n = _ATTN_CONFIGS[(fp32, block_d > 128)]
+    return min(cap, max(16, next_pow2(rows))), block_n
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
@@ -118,8 +124,7 @@ def shared_prefix_attention(
     dev = q.device
     group = hq // hkv
     block_d = max(16, next_pow2(d))
-    block_n = _key_block(block_d)
-    block_m = _row_tile(b * group)
+    block_m, block_n = attention_config(q.dtype == torch.float32, block_d, b * group)
     tiles = -(-(b * group) // block_m)
     kblocks = max(1, -(-p // block_n))
     nsplit = max(1, min(-(-program_target(dev) // (hkv * tiles)), kblocks, _MAX_SPLITS))
