@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _kernels_util import DEVICE, DTYPES, attention_oracle, close, needs_triton, torch
+from _kernels_util import DEVICE, DTYPES, TRITON, attention_oracle, close, needs_triton, torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,3 +255,18 @@ def test_strided_inputs():
     qt = q.transpose(1, 2).contiguous().transpose(1, 2)  # head dim not unit-stride: copied
     out = shared_prefix_attention(qt, big_k[:, :, 8:24], vp, ks, big_s[:, 2:7], lens, 0.3)
     close(out, want, torch.float32)
+
+
+def test_backend_choice():
+    args = make_case(2, 4, 2, 16, 10, 3, seed=14)
+    ref = shared_prefix_attention(*args, 0.3, backend="reference")
+    torch.testing.assert_close(ref, shared_prefix_attention_ref(*args, 0.3))
+    with pytest.raises(errors.InvalidArgumentError, match="backend"):
+        shared_prefix_attention(*args, 0.3, backend="gpu")
+    o = torch.zeros(2, 16, device=DEVICE)
+    lse = torch.zeros(2, device=DEVICE)
+    with pytest.raises(errors.InvalidArgumentError, match="backend"):
+        merge_attention_states(o, lse, o, lse, backend="x")
+    if TRITON:
+        close(shared_prefix_attention(*args, 0.3, backend="triton"), ref, torch.float32)
+        close(merge_attention_states(o, lse, o, lse, backend="triton")[0], o, torch.float32)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from _kernels_util import DEVICE, DTYPES, TOL, close, fusion_oracle, needs_triton, torch
+from _kernels_util import DEVICE, DTYPES, TOL, TRITON, close, fusion_oracle, needs_triton, torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -367,3 +367,17 @@ def test_presorted_logits_without_perm(dtype):
     assert_topk_sets(top, out, 3, TOL[dtype]["atol"])
     with pytest.raises(errors.OutOfRangeError, match="hi"):
         fused_range_logprobs(sorted_logits, None, lo, hi + 400, base, rec, 0.4)
+
+
+def test_backend_choice():
+    args = make_case(2, 30, 3, seed=13)
+    ref = fused_range_logprobs(*args, 0.5, backend="reference")
+    torch.testing.assert_close(ref, fused_range_logprobs_ref(*args, 0.5))
+    with pytest.raises(errors.InvalidArgumentError, match="backend"):
+        fused_range_logprobs(*args, 0.5, backend="cuda")
+    if TRITON:
+        close(fused_range_logprobs(*args, 0.5, backend="triton"), ref, torch.float32)
+        assert fused_topk(*args, 0.5, 2, backend="triton").indices.shape == (2, 2)
+    else:
+        with pytest.raises(errors.StepfuseError, match="triton"):
+            fused_range_logprobs(*args, 0.5, backend="triton")

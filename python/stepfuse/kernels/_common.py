@@ -10,6 +10,7 @@ from stepfuse.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     LimitExceededError,
+    MissingDependencyError,
     NonFiniteError,
 )
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "BACKENDS",
     "LAUNCH",
     "check_device",
     "check_float_tensor",
@@ -64,15 +66,33 @@ def interpret_mode() -> bool:
     return bool(_fusion_jit.INTERPRET and _attention_jit.INTERPRET)
 
 
-def use_triton(device: torch.device) -> bool:
+BACKENDS = ("auto", "triton", "reference")
+
+
+def use_triton(device: torch.device, backend: str = "auto") -> bool:
     """Whether the Triton kernel (else the fp32 torch reference) serves tensors on ``device``.
 
-    Triton runs when it is installed and either the tensors are on CUDA (compiled kernels) or they
-    are on the CPU and ``TRITON_INTERPRET=1`` was set before the first kernel use (the interpreter,
-    used by the tests). Every other case (no Triton, CPU without the interpreter, other devices)
-    runs the reference, which computes the same values in fp32 torch ops. ``STEPFUSE_KERNELS=reference``
-    forces the reference everywhere.
+    ``backend="auto"``: Triton runs when it is installed and either the tensors are on CUDA (compiled
+    kernels) or they are on the CPU and ``TRITON_INTERPRET=1`` was set before the first kernel use
+    (the interpreter, used by the tests); every other case (no Triton, CPU without the interpreter,
+    other devices) runs the reference, which computes the same values in fp32 torch ops. The
+    environment variable ``STEPFUSE_KERNELS=reference`` turns "auto" into "reference".
+    ``backend="reference"`` always runs the reference; ``backend="triton"`` insists on Triton and
+    raises where it cannot run.
     """
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    if backend == "reference":
+        return False
+    if backend == "triton":
+        if not _triton_importable():
+            raise MissingDependencyError("triton is required for backend='triton': pip install 'stepfuse[torch]'")
+        if device.type == "cuda" or (device.type == "cpu" and interpret_mode()):
+            return True
+        raise InvalidArgumentError(
+            f"backend: 'triton' needs CUDA tensors, or TRITON_INTERPRET=1 set before the first kernel use "
+            f"for CPU tensors (got {device.type} tensors)"
+        )
     if os.environ.get("STEPFUSE_KERNELS", "") == "reference" or not _triton_importable():
         return False
     if device.type == "cuda":

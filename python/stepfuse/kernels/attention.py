@@ -74,6 +74,7 @@ def shared_prefix_attention(
     scale: float,
     *,
     check_values: bool = True,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Decode attention of B beams over a shared prefix plus per-beam suffixes, the prefix read once.
 
@@ -85,6 +86,8 @@ def shared_prefix_attention(
     dtype: float32/float16/bfloat16, one device, Hq a multiple of Hkv, D <= 256); suffix_lens: [B] int
     in [0, S] (checked when ``check_values``, one device sync; kernels clamp regardless); scale: finite.
     Returns [B, Hq, D] in q's dtype. A beam with no keys at all (P = 0 and length 0) gets zeros.
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     torch = torch_module()
     q = check_float_tensor(q, "q", 3)
@@ -113,9 +116,10 @@ def shared_prefix_attention(
     sc = real_scalar(scale, "scale")
     if check_values and b and bool(((lens < 0) | (lens > s)).any()):
         raise OutOfRangeError(f"suffix_lens: values must lie in [0, S] with S = {s}")
+    triton_path = use_triton(q.device, backend)
     if b == 0 or hq == 0:
         return torch.zeros((b, hq, d), dtype=q.dtype, device=q.device)
-    if not use_triton(q.device):
+    if not triton_path:
         return shared_prefix_attention_ref(q, kp, vp, ks, vs, lens, sc)
 
     q, kp, vp, ks, vs = (_unit_stride(t) for t in (q, kp, vp, ks, vs))
@@ -159,7 +163,7 @@ def shared_prefix_attention(
 
 
 def merge_attention_states(
-    o1: torch.Tensor, lse1: torch.Tensor, o2: torch.Tensor, lse2: torch.Tensor
+    o1: torch.Tensor, lse1: torch.Tensor, o2: torch.Tensor, lse2: torch.Tensor, *, backend: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge two partial attention states over disjoint key sets into the state over their union.
 
@@ -169,6 +173,8 @@ def merge_attention_states(
 
     o1, o2: [..., D] float32/float16/bfloat16, same shape; lse1, lse2: [...] (o1.shape[:-1]) float.
     Returns (o float32 [..., D], lse float32 [...]).
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     torch = torch_module()
     for arg, t in (("o1", o1), ("o2", o2), ("lse1", lse1), ("lse2", lse2)):
@@ -188,7 +194,7 @@ def merge_attention_states(
     d = a1.shape[-1]
     check_limit(d, 1 << 14, "o1: head dim D")
     rows = m1.numel()
-    if rows == 0 or d == 0 or not use_triton(a1.device):
+    if not use_triton(a1.device, backend) or rows == 0 or d == 0:
         return merge_attention_states_ref(a1, m1, a2, m2)
     from stepfuse.kernels import _attention_jit as jit
 

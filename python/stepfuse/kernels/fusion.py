@@ -169,6 +169,7 @@ def fused_range_logprobs(
     temperature: float = 1.0,
     *,
     check_values: bool = True,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """GFD fused scores: recognizer log-probs mixed with LM byte-prefix range log-probs, one pass per row.
 
@@ -185,9 +186,11 @@ def fused_range_logprobs(
     float; weight in [0, 1]; temperature in [1e-3, 1e3]. All tensors on one device. Returns float32 [B, C].
     ``check_values`` checks perm/lo/hi bounds (one device sync; kernels clamp regardless, so bad
     values cannot fault). NaN/+inf inputs are not checked and propagate.
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     a = _Args(lm_logits, perm, lo, hi, base, rec_logprobs, weight, temperature, check_values)
-    if a.b == 0 or a.c == 0 or not use_triton(a.logits.device):
+    if not use_triton(a.logits.device, backend) or a.b == 0 or a.c == 0:
         return fused_range_logprobs_ref(a.logits, a.perm, a.lo, a.hi, a.base, a.rec, a.weight, a.temperature)
     out = _launch(a, 0)
     assert not isinstance(out, TopK)
@@ -206,6 +209,7 @@ def fused_topk(
     temperature: float = 1.0,
     *,
     check_values: bool = True,
+    backend: str = "auto",
 ) -> TopK:
     """The ``k`` best GFD fused candidates per beam, computed in the same pass as :func:`fused_range_logprobs`.
 
@@ -213,6 +217,8 @@ def fused_topk(
     ``TopK(values float32 [B, k], indices int64 [B, k])`` in descending order; equal scores are
     ordered by the lower candidate index (as ``torch.sort(..., stable=True)``), and -inf scores are
     returned when fewer than k candidates are finite.
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     a = _Args(lm_logits, perm, lo, hi, base, rec_logprobs, weight, temperature, check_values)
     if isinstance(k, bool) or not isinstance(k, int):
@@ -221,7 +227,7 @@ def fused_topk(
         raise InvalidTypeError(f"k: expected an int, got {type(k).__name__}")
     if not 1 <= k <= a.c:
         raise InvalidArgumentError(f"k: must lie in [1, C] with C = {a.c}, got {k}")
-    if a.b == 0 or not use_triton(a.logits.device):
+    if not use_triton(a.logits.device, backend) or a.b == 0:
         fused = fused_range_logprobs_ref(a.logits, a.perm, a.lo, a.hi, a.base, a.rec, a.weight, a.temperature)
         return topk_ref(fused, k)
     out = _launch(a, k)
