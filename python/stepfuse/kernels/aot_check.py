@@ -54,7 +54,7 @@ def _cases(quick: bool) -> list[tuple[str, Any, dict[str, str], dict[str, Any], 
         w_lm="fp32",
     )  # fmt: skip
     for mode, k in ((2, 4),) if quick else ((0, 0), (1, 0), (2, 0), (2, 4)):
-        consts = {"NSPLIT": 4, "S_BLOCK": 4, "C_BLOCK": 32, "MODE": mode, "K": k}
+        consts = {"NSPLIT": 4, "C_BLOCK": 32, "MODE": mode, "K": k}
         cases.append((f"range combine mode={mode} k={k}", fj._range_combine_kernel, comb, consts, 4))
     dtypes = (("*bf16", "tf32"),) if quick else (("*bf16", "tf32"), ("*fp16", "tf32"), ("*fp32", "ieee"))
     for dt, prec in dtypes:

@@ -136,7 +136,6 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     rec = a.rec.contiguous()
     block, warps, nsplit, per = _range_config(a.b, a.v, dev)
     c_block = max(2, next_pow2(a.c))
-    s_block = max(2, next_pow2(nsplit))
     row_m = torch.empty((a.b, nsplit), dtype=torch.float32, device=dev)
     row_s = torch.empty_like(row_m)
     cand_m = torch.empty((a.b, nsplit, c_block), dtype=torch.float32, device=dev)
@@ -153,7 +152,7 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     jit._range_combine_kernel[(a.b,)](
         row_m, row_s, cand_m, cand_s, base, rec, out, topv, topi,
         base.stride(0), rec.stride(0), a.c, 1.0 - a.weight, a.weight,
-        NSPLIT=nsplit, S_BLOCK=s_block, C_BLOCK=c_block, MODE=mode, K=k, num_warps=4, **LAUNCH,
+        NSPLIT=nsplit, C_BLOCK=c_block, MODE=mode, K=k, num_warps=4, **LAUNCH,
     )  # fmt: skip
     return out if k == 0 else TopK(topv, topi)
 
