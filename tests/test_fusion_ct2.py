@@ -19,8 +19,13 @@ def _s(x: str) -> bytes:
 
 
 def _tiny_bin(variables: dict[str, np.ndarray], aliases: dict[str, str]) -> bytes:
-    codes = {np.dtype(np.float32): 0, np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3,
-             np.dtype(np.float16): 4}
+    codes = {
+        np.dtype(np.float32): 0,
+        np.dtype(np.int8): 1,
+        np.dtype(np.int16): 2,
+        np.dtype(np.int32): 3,
+        np.dtype(np.float16): 4,
+    }
     out = struct.pack("<I", 6) + _s("WhisperSpec") + struct.pack("<II", 3, len(variables))
     for name, a in variables.items():
         out += _s(name) + struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}I", *a.shape)

@@ -119,7 +119,9 @@ def read_ct2_model(path: str | Path) -> CT2Model:
     r = _Reader(buf)
     version = r.u32()
     if version < 5 or version > 6:
-        raise FormatError(f"model.bin: unsupported binary version {version} at byte offset 0 (supported: 5, 6)")
+        raise FormatError(
+            f"model.bin: unsupported binary version {version} at byte offset 0 (supported: 5, 6)"
+        )
     spec = r.string()
     revision = r.u32()
     count = r.u32()
@@ -131,7 +133,9 @@ def read_ct2_model(path: str | Path) -> CT2Model:
         dims = [r.u32() for _ in range(rank)]
         code = r.u8()
         if code not in _DTYPES:
-            raise FormatError(f"model.bin: variable {name!r} at byte offset {at} has unknown dtype code {code}")
+            raise FormatError(
+                f"model.bin: variable {name!r} at byte offset {at} has unknown dtype code {code}"
+            )
         nbytes = r.u32()
         dt = np.dtype(_DTYPES[code]).newbyteorder("<")
         n = int(np.prod(dims, dtype=np.int64)) if dims else 1
@@ -148,7 +152,9 @@ def read_ct2_model(path: str | Path) -> CT2Model:
             aliases[alias] = r.string()
     if r.pos != len(buf):
         raise FormatError(f"model.bin: {len(buf) - r.pos} unexpected trailing bytes at byte offset {r.pos}")
-    return CT2Model(spec=spec, revision=revision, binary_version=version, variables=variables, aliases=aliases)
+    return CT2Model(
+        spec=spec, revision=revision, binary_version=version, variables=variables, aliases=aliases
+    )
 
 
 def _scalar(m: CT2Model, name: str) -> int:
@@ -256,7 +262,9 @@ def _generic(m: CT2Model) -> tuple[WhisperDims, list[tuple[str, np.ndarray]]]:
     return dims, out
 
 
-def _rename(generic: list[tuple[str, np.ndarray]], table: dict[str, str], layer: dict[str, str]) -> dict[str, Any]:
+def _rename(
+    generic: list[tuple[str, np.ndarray]], table: dict[str, str], layer: dict[str, str]
+) -> dict[str, Any]:
     sd: dict[str, Any] = {}
     for name, arr in generic:
         parts = name.split(".")
@@ -444,7 +452,9 @@ def load_ct2_whisper(path: str | Path | None = None, *, dtype: Any = None) -> An
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "proj_out.weight"]
     if missing or unexpected:
-        raise FormatError(f"model.bin: missing {missing[:5]} / unexpected {unexpected[:5]} tensors for HF Whisper")
+        raise FormatError(
+            f"model.bin: missing {missing[:5]} / unexpected {unexpected[:5]} tensors for HF Whisper"
+        )
     model.tie_weights()
     gc = model.generation_config
     gc.decoder_start_token_id = sot
@@ -479,6 +489,8 @@ def load_ct2_whisper_openai(path: str | Path | None = None) -> Any:
     state = {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise FormatError(f"model.bin: missing {missing[:5]} / unexpected {unexpected[:5]} tensors for OpenAI Whisper")
+        raise FormatError(
+            f"model.bin: missing {missing[:5]} / unexpected {unexpected[:5]} tensors for OpenAI Whisper"
+        )
     model.eval()
     return model
