@@ -11,8 +11,9 @@ mass of the LM tokens extending the rest: P(t_1..t_j) · Σ_{t extends rest_j} P
 under the recognizer; every candidate is scored by S INCLUDING its bytes; all candidates' LM inputs of a step go
 to the LM in one batched call (rows deduplicated), and both models keep their KV caches across steps.
 
-EOS and length normalization: a candidate y_t = EOS (or one reaching ``max_len``) finishes; EOS adds no bytes, so
-its LM term is the beam's current prefix term (no LM end-of-text factor). A finished hypothesis is ranked by
+EOS and length normalization: a candidate y_t = EOS (or one reaching ``max_len``) finishes. EOS adds no bytes; its
+LM term is the log-prob of the complete string, log P_LM(canonical tokens of b(y), </s>), when the LM has an
+``eos_id`` and ``lm_eos`` is on, else the beam's current prefix term. A finished hypothesis is ranked by
 
     S(y) / L(y)^alpha,   L = number of recognizer tokens including EOS (normalize="token")
                           or number of text bytes + 1 (normalize="byte")                                    (eq. 4)
@@ -97,7 +98,8 @@ class FusionDecoder:
     :class:`~stepfuse.fusion.lms.FusionLM` (or None: recognizer alone). ``weight`` w in [0, 1];
     ``beam_size`` B; ``n_candidates`` per beam (default 2B); ``lm_temperature`` T divides the LM logits;
     ``normalize`` "token" or "byte" (eq. 4); ``length_penalty`` alpha; ``max_len`` generated tokens;
-    ``lm_prompt`` text put in front of the hypothesis in the LM context (domain terms, previous segment).
+    ``lm_prompt`` text put in front of the hypothesis in the LM context (domain terms, previous segment);
+    ``lm_eos``: score the recognizer's EOS with the LM's end-of-text probability when the LM has ``eos_id``.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class FusionDecoder:
         length_penalty: float = 1.0,
         max_len: int = 224,
         lm_prompt: str = "",
+        lm_eos: bool = True,
     ) -> None:
         if not 0.0 <= float(weight) <= 1.0:
             raise InvalidArgumentError(f"weight: must be in [0, 1], got {weight}")
@@ -138,6 +141,7 @@ class FusionDecoder:
         self.length_penalty = float(length_penalty)
         self.max_len = int(max_len)
         self.lm_prompt = lm_prompt
+        self.lm_eos = bool(lm_eos)
         self._tb = recognizer.token_bytes()
         self._tb_len = np.asarray([len(b) for b in self._tb], dtype=np.int64)
 
@@ -146,16 +150,16 @@ class FusionDecoder:
     def _lm_start(self, prompt: str) -> tuple[list[int], float]:
         """LM context for a prompt: prefix ids + the prompt's canonical tokens (committed, log-prob summed)."""
         lm = self.lm
-        ctx = list(lm.prefix_ids)
+        pre = list(lm.prefix_ids)
         data = prompt.encode("utf-8")
         if not data:
-            return ctx, 0.0
+            return [], 0.0
         enc = lm.vocab.encode_bytes
         toks = [int(t) for t in (enc(data) if enc is not None else lm.vocab.greedy_tokenize(data)[0])]
-        rows = [ctx + toks[:j] for j in range(len(toks))]
+        rows = [pre + toks[:j] for j in range(len(toks))]
         lp = self._lm_logprobs(rows)
         total = float(sum(lp[j, t] for j, t in enumerate(toks)))
-        return ctx + toks, total
+        return toks, total
 
     def _lm_logprobs(self, rows: list[list[int]]) -> np.ndarray:
         out = _as_numpy(self.lm.next_logprobs(rows))
@@ -164,33 +168,57 @@ class FusionDecoder:
         return out
 
     def _lm_score(self, beams: list[_Beam], cb: np.ndarray, cid: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """LM byte-prefix log-prob of every candidate (beam cb[i] + token cid[i]), one batched LM call."""
+        """LM log-prob of every candidate (beam cb[i] + token cid[i]), all rows in ONE batched LM call.
+
+        Text candidates: byte-prefix log-prob (GFD) of the beam's bytes including the candidate's. The
+        recognizer's EOS, when ``lm_eos`` and the LM has an ``eos_id``: log-prob of the complete string, i.e.
+        the canonical tokens of the trailing bytes followed by the LM's end of text. Other byte-less ids keep
+        the beam's prefix term.
+        """
         n = len(cb)
         lm_total = np.empty(n, dtype=np.float64)
         info: list[Any] = [None] * n
+        eos = int(self.recognizer.eos_id)
+        lm_eos = getattr(self.lm, "eos_id", None) if self.lm_eos else None
         idx = [i for i in range(n) if self._tb_len[cid[i]] > 0]
+        eidx = [i for i in range(n) if lm_eos is not None and cid[i] == eos]
         for i in range(n):
             if self._tb_len[cid[i]] == 0:
                 lm_total[i] = beams[cb[i]].lm_prefix
-        if not idx:
+        if not idx and not eidx:
             return lm_total, info
-        ctxs = [beams[cb[i]].lm_ctx for i in idx]
-        trails = [beams[cb[i]].lm_trail + self._tb[cid[i]] for i in idx]
-        step = gfd_prepare(self.lm.vocab, ctxs, trails)
-        keys = [tuple(r) for r in step.inputs]
+        pre = list(self.lm.prefix_ids)
         uniq: dict[tuple[int, ...], int] = {}
+        trails = [beams[cb[i]].lm_trail + self._tb[cid[i]] for i in idx]
+        # gfd_prepare sees empty contexts (rows are then the canonical-token prefixes of the trailing bytes);
+        # each row's LM input is prefix ids + the beam's committed ids + that prefix
+        step = gfd_prepare(self.lm.vocab, [[]] * len(idx), trails)
+        row_beam = np.repeat(np.arange(len(idx)), np.diff(step.row_offsets))
+        keys = [tuple(pre + beams[cb[idx[rb]]].lm_ctx + r) for rb, r in zip(row_beam.tolist(), step.inputs)]
         inv = np.fromiter((uniq.setdefault(k, len(uniq)) for k in keys), dtype=np.int64, count=len(keys))
-        if uniq:
-            lp = self._lm_logprobs([list(k) for k in uniq])
+        # EOS candidates: rows for every canonical prefix of the trailing bytes, then end of text
+        e_rows: list[tuple[list[int], list[int]]] = []
+        enc = self.lm.vocab.encode_bytes
+        for i in eidx:
+            bm = beams[cb[i]]
+            toks = [int(t) for t in enc(bm.lm_trail)] if (bm.lm_trail and enc is not None) else []
+            if bm.lm_trail and enc is None:
+                toks = [int(t) for t in self.lm.vocab.greedy_tokenize(bm.lm_trail)[0]]
+            rows = [uniq.setdefault(tuple(pre + bm.lm_ctx + toks[:j]), len(uniq)) for j in range(len(toks) + 1)]
+            e_rows.append((rows, toks))
+        lp = self._lm_logprobs([list(k) for k in uniq])
+        if idx:
             scores = step.score(lp[inv])
             logp, com = scores.logprob, scores.committed_logprob
-        else:
-            logp = np.zeros(len(idx))
-            com = np.zeros(len(idx))
-        for j, i in enumerate(idx):
+            for j, i in enumerate(idx):
+                b = beams[cb[i]]
+                lm_total[i] = b.lm_committed + float(logp[j])
+                info[i] = (b.lm_ctx + step.committed[j], step.trailing[j], b.lm_committed + float(com[j]))
+        for (rows, toks), i in zip(e_rows, eidx):
             b = beams[cb[i]]
-            lm_total[i] = b.lm_committed + float(logp[j])
-            info[i] = (step.contexts[j], step.trailing[j], b.lm_committed + float(com[j]))
+            tot = b.lm_committed + sum(float(lp[r, t]) for r, t in zip(rows, toks)) + float(lp[rows[-1], lm_eos])
+            lm_total[i] = tot
+            info[i] = (b.lm_ctx + toks, b"", tot)
         return lm_total, info
 
     # ---- search ------------------------------------------------------------------------------------------

@@ -67,9 +67,12 @@ class NGramFusionLM:
                 f"lm: vocab_size {lm.vocab_size} is smaller than the tokenizer's {len(self.vocab)} ids"
             )
         self.prefix_ids = [int(lm.bos_id)]
+        #: column of ``</s>`` in :meth:`next_logprobs` rows (appended after the user ids)
+        self.eos_id = int(lm.vocab_size)
         self.calls = 0
 
     def next_logprobs(self, contexts: Sequence[Sequence[int]]) -> np.ndarray:
+        """[R, vocab_size + 1]: the n-gram model's next-token log-probs, then ``</s>`` in the last column."""
         self.calls += 1
         n = self.lm.order - 1
         ctx = np.full((len(contexts), max(n, 1)), -1, dtype=np.int64)
@@ -77,7 +80,9 @@ class NGramFusionLM:
             tail = list(c)[-n:] if n > 0 else []
             if tail:
                 ctx[r, ctx.shape[1] - len(tail) :] = tail
-        return np.asarray(self.lm.next_logprobs(ctx), dtype=np.float32)
+        rows = np.asarray(self.lm.next_logprobs(ctx), dtype=np.float32)
+        eos = np.asarray(self.lm.score(ctx, np.full(len(contexts), self.lm.eos_id, dtype=np.int64)), dtype=np.float32)
+        return np.concatenate([rows, eos.reshape(-1, 1)], axis=1)
 
 
 class HFCausalLM:
@@ -108,6 +113,11 @@ class HFCausalLM:
                 bos = getattr(model.config, "bos_token_id", None)
             prefix_ids = [] if bos is None else [int(bos)]
         self.prefix_ids = [int(i) for i in prefix_ids]
+        eos = getattr(tokenizer, "eos_token_id", None)
+        if eos is None:
+            eos = getattr(model.config, "eos_token_id", None)
+        #: the LM's end-of-text id (None: the decoder scores EOS by the prefix term only)
+        self.eos_id = None if eos is None else int(eos if isinstance(eos, int) else eos[0])
         if not self.prefix_ids:
             raise InvalidArgumentError("prefix_ids: an HF causal LM needs at least one start id (e.g. BOS)")
         self.keep_steps = keep_steps
