@@ -204,7 +204,9 @@ class FusionDecoder:
             toks = [int(t) for t in enc(bm.lm_trail)] if (bm.lm_trail and enc is not None) else []
             if bm.lm_trail and enc is None:
                 toks = [int(t) for t in self.lm.vocab.greedy_tokenize(bm.lm_trail)[0]]
-            rows = [uniq.setdefault(tuple(pre + bm.lm_ctx + toks[:j]), len(uniq)) for j in range(len(toks) + 1)]
+            rows = [
+                uniq.setdefault(tuple(pre + bm.lm_ctx + toks[:j]), len(uniq)) for j in range(len(toks) + 1)
+            ]
             e_rows.append((rows, toks))
         lp = self._lm_logprobs([list(k) for k in uniq])
         if idx:
@@ -216,7 +218,11 @@ class FusionDecoder:
                 info[i] = (b.lm_ctx + step.committed[j], step.trailing[j], b.lm_committed + float(com[j]))
         for (rows, toks), i in zip(e_rows, eidx):
             b = beams[cb[i]]
-            tot = b.lm_committed + sum(float(lp[r, t]) for r, t in zip(rows, toks)) + float(lp[rows[-1], lm_eos])
+            tot = (
+                b.lm_committed
+                + sum(float(lp[r, t]) for r, t in zip(rows, toks))
+                + float(lp[rows[-1], lm_eos])
+            )
             lm_total[i] = tot
             info[i] = (b.lm_ctx + toks, b"", tot)
         return lm_total, info
@@ -291,7 +297,9 @@ class FusionDecoder:
                 done = tok == eos or gen_len >= self.max_len
                 if done:
                     if rank < big_b:
-                        finished.append((float(fused[i]) / self._length(gen_len, nb) ** self.length_penalty, child))
+                        finished.append(
+                            (float(fused[i]) / self._length(gen_len, nb) ** self.length_penalty, child)
+                        )
                 elif len(new_beams) < big_b:
                     new_beams.append((child, int(cb[i])))  # type: ignore[arg-type]
             finished.sort(key=lambda x: -x[0])
@@ -309,26 +317,38 @@ class FusionDecoder:
             t0 = time.perf_counter()
             lp = session.step(parents, np.asarray([b.tokens[-1] for b in beams], dtype=np.int64))
         if not finished:
-            finished = [(b.fused(w) / self._length(len(b.tokens), b.nbytes) ** self.length_penalty, b) for b in beams]
+            finished = [
+                (b.fused(w) / self._length(len(b.tokens), b.nbytes) ** self.length_penalty, b) for b in beams
+            ]
             finished.sort(key=lambda x: -x[0])
         hyps = [
-            Hypothesis(rec.decode_text([t for t in b.tokens if t != eos]), list(b.tokens), s, b.rec, b.lm_prefix)
+            Hypothesis(
+                rec.decode_text([t for t in b.tokens if t != eos]), list(b.tokens), s, b.rec, b.lm_prefix
+            )
             for s, b in finished
         ]
         calls = (getattr(self.lm, "calls", 0) - calls0) if self.lm is not None else 0
         best_h = hyps[0]
         return FusionResult(best_h.text, best_h.tokens, best_h.score, hyps, steps, step_s, calls)
 
-    def decode_batch(self, inputs: Sequence[Any], *, lm_prompts: Sequence[str] | None = None) -> list[FusionResult]:
+    def decode_batch(
+        self, inputs: Sequence[Any], *, lm_prompts: Sequence[str] | None = None
+    ) -> list[FusionResult]:
         """Decode several inputs (one after another; each keeps its own caches)."""
         if lm_prompts is not None and len(lm_prompts) != len(inputs):
             raise InvalidArgumentError(f"lm_prompts: need {len(inputs)} prompts, got {len(lm_prompts)}")
         return [
-            self.decode(x, lm_prompt=None if lm_prompts is None else lm_prompts[i]) for i, x in enumerate(inputs)
+            self.decode(x, lm_prompt=None if lm_prompts is None else lm_prompts[i])
+            for i, x in enumerate(inputs)
         ]
 
     def decode_long(
-        self, audio: np.ndarray, *, sampling_rate: int = 16000, segment_s: float = 30.0, carry_chars: int = 400
+        self,
+        audio: np.ndarray,
+        *,
+        sampling_rate: int = 16000,
+        segment_s: float = 30.0,
+        carry_chars: int = 400,
     ) -> FusionResult:
         """Long-form audio: fixed ``segment_s`` windows decoded in order, each with the previous segments' text
         (last ``carry_chars`` characters) appended to ``lm_prompt`` for the LM. Returns the joined result."""
@@ -352,4 +372,6 @@ class FusionDecoder:
             step_s.extend(r.step_s)
             calls += r.lm_calls
         text = "".join(texts)
-        return FusionResult(text, tokens, score, [Hypothesis(text, tokens, score, 0.0, 0.0)], steps, step_s, calls)
+        return FusionResult(
+            text, tokens, score, [Hypothesis(text, tokens, score, 0.0, 0.0)], steps, step_s, calls
+        )

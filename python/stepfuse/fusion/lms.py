@@ -38,7 +38,9 @@ class CallableLM:
     in front of every context (e.g. BOS).
     """
 
-    def __init__(self, fn: Callable[[list[list[int]]], Any], vocab: Any, prefix_ids: Sequence[int] = ()) -> None:
+    def __init__(
+        self, fn: Callable[[list[list[int]]], Any], vocab: Any, prefix_ids: Sequence[int] = ()
+    ) -> None:
         if not callable(fn):
             raise InvalidTypeError(f"fn: must be callable, got {type(fn).__name__}")
         self.fn = fn
@@ -81,7 +83,9 @@ class NGramFusionLM:
             if tail:
                 ctx[r, ctx.shape[1] - len(tail) :] = tail
         rows = np.asarray(self.lm.next_logprobs(ctx), dtype=np.float32)
-        eos = np.asarray(self.lm.score(ctx, np.full(len(contexts), self.lm.eos_id, dtype=np.int64)), dtype=np.float32)
+        eos = np.asarray(
+            self.lm.score(ctx, np.full(len(contexts), self.lm.eos_id, dtype=np.int64)), dtype=np.float32
+        )
         return np.concatenate([rows, eos.reshape(-1, 1)], axis=1)
 
 
@@ -192,13 +196,13 @@ class HFCausalLM:
                 input_ids=ids.to(dev),
                 attention_mask=mask.to(dev),
                 position_ids=pos.to(dev),
-                past_key_values=past,
+                **_cache_kw(self.model, past),
                 use_cache=self.use_cache,
             )
         self.forward_s += time.perf_counter() - t0
         self.tokens_computed += int(sum(len(c) - u for c, u in zip(ctxs, use)))
         if self.use_cache:
-            cache = out.past_key_values
+            cache = _out_cache(out)
             layers = _cache_layers(cache)
             for i, c in enumerate(ctxs):
                 lo = lc - use[i]
@@ -232,3 +236,17 @@ def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
     if layers is not None:
         return [(lay.keys, lay.values) for lay in layers]
     return [(k, v) for k, v in cache]
+
+
+def _cache_kw(model: Any, cache: Any) -> dict[str, Any]:
+    """The cache keyword of ``model.forward``: ``cache`` (transformers >= 5.x) or ``past_key_values``."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+
+
+def _out_cache(out: Any) -> Any:
+    """The cache an HF model output returns (``cache`` or ``past_key_values``)."""
+    c = getattr(out, "cache", None)
+    return c if c is not None else getattr(out, "past_key_values", None)

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from stepfuse.errors import InvalidArgumentError, require
+from stepfuse.fusion.lms import _cache_kw, _out_cache
 
 __all__ = [
     "CallableRecognizer",
@@ -174,11 +175,11 @@ class _HFSession:
             out = self.rec.model(
                 encoder_outputs=(hidden,),
                 decoder_input_ids=ids,
-                past_key_values=self.cache,
+                **_cache_kw(self.rec.model, self.cache),
                 use_cache=True,
             )
         self.rec.forward_s += time.perf_counter() - t0
-        self.cache = out.past_key_values
+        self.cache = _out_cache(out)
         lp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1).cpu().numpy()
         if self.rec.suppress.size:
             lp[:, self.rec.suppress[self.rec.suppress < lp.shape[1]]] = -np.inf
@@ -284,7 +285,9 @@ def whisper_recognizer(
     def encode(inputs: Any) -> dict[str, Any]:
         if hasattr(inputs, "shape") and len(getattr(inputs, "shape", ())) == 3:
             return {"input_features": torch.as_tensor(inputs, dtype=model.dtype)}
-        feats = feature_extractor(np.asarray(inputs, dtype=np.float32), sampling_rate=16000, return_tensors="pt")
+        feats = feature_extractor(
+            np.asarray(inputs, dtype=np.float32), sampling_rate=16000, return_tensors="pt"
+        )
         return {"input_features": feats.input_features.to(model.dtype)}
 
     def decode(toks: Sequence[int]) -> str:
@@ -309,7 +312,9 @@ def trocr_recognizer(model: Any, tokenizer: Any, image_processor: Any = None) ->
     cfg = model.config
     start = cfg.decoder_start_token_id
     if start is None:
-        start = getattr(cfg.decoder, "decoder_start_token_id", None) or getattr(cfg.decoder, "bos_token_id", None)
+        start = getattr(cfg.decoder, "decoder_start_token_id", None) or getattr(
+            cfg.decoder, "bos_token_id", None
+        )
     eos = cfg.eos_token_id if cfg.eos_token_id is not None else cfg.decoder.eos_token_id
     n_vocab = int(cfg.decoder.vocab_size)
     special = list(getattr(tokenizer, "all_special_ids", []) or [])
