@@ -27,7 +27,7 @@ def oracle_beam(fn, prompt, eos, beams, max_len):
     for t in range(1, max_len + 1):
         lp = np.asarray(fn(None, [prompt + s for s, _ in running]), dtype=np.float64)
         cands = []
-        for bi, (s, sc) in enumerate(running):
+        for bi, (_s, sc) in enumerate(running):
             for v in range(lp.shape[1]):
                 if np.isfinite(lp[bi, v]):
                     cands.append((sc + lp[bi, v], bi, v))
@@ -207,7 +207,7 @@ def lm_tokenizer():
 
 @pytest.fixture(scope="module")
 def tiny_gpt2(torch_mods, lm_tokenizer):
-    torch, transformers = torch_mods
+    _torch, transformers = torch_mods
     cfg = transformers.GPT2Config(
         vocab_size=lm_tokenizer.get_vocab_size() + 1,
         n_positions=128,
@@ -234,7 +234,7 @@ def test_hf_lm_prefix_cache_is_exact(torch_mods, tiny_gpt2, lm_tokenizer):
         new = []
         for c in ctxs:
             new.append(c + rng.integers(0, 300, size=int(rng.integers(1, 3))).tolist())
-            new.append(c[:-1] + [int(rng.integers(0, 300))])
+            new.append([*c[:-1], int(rng.integers(0, 300))])
         ctxs = new[:5]
         a = cached.next_logprobs(ctxs)
         b = plain.next_logprobs(ctxs)
@@ -244,7 +244,7 @@ def test_hf_lm_prefix_cache_is_exact(torch_mods, tiny_gpt2, lm_tokenizer):
 
 
 def test_tiny_whisper_with_tiny_gpt2_end_to_end(torch_mods, tiny_gpt2, lm_tokenizer):
-    torch, transformers = torch_mods
+    _torch, transformers = torch_mods
     from stepfuse.fusion.lms import HFCausalLM
     from stepfuse.fusion.recognizers import whisper_recognizer
 
@@ -333,3 +333,81 @@ def test_tiny_trocr_beam_equals_hf_generate(torch_mods, tiny_gpt2, lm_tokenizer)
     lm = HFCausalLM(tiny_gpt2, lm_tokenizer, prefix_ids=[tiny_gpt2.config.bos_token_id])
     fused = FusionDecoder(rec, lm, weight=0.3, beam_size=3, max_len=6).decode(pix.numpy())
     assert len(fused.tokens) >= 1
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 1000), n=st.integers(1, 3))
+def test_no_repeat_ngram_never_repeats(seed, n):
+    v, eos = 3, 0
+    fn = random_model(v, seed, eos, peaky=0.1)
+
+    def no_eos(x, p):
+        out = fn(x, p)
+        out[:, eos] = -30.0
+        return out
+
+    rec = CallableRecognizer(no_eos, [b"", b"a", b"b"], eos_id=eos, prompt_ids=[v])
+    r = FusionDecoder(rec, None, weight=0.0, beam_size=2, max_len=8, no_repeat_ngram=n).decode(None)
+    grams = [
+        tuple(r.tokens[i : i + n]) for i in range(len(r.tokens) - n + 1) if eos not in r.tokens[i : i + n]
+    ]
+    assert len(grams) == len(set(grams))
+
+
+@pytest.mark.parametrize("temp", [1.0, 0.7])
+def test_kernel_scorer_equals_vocab_scorer(monkeypatch, temp):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("STEPFUSE_KERNELS", "reference")
+    eos = len(WORDS)
+    truth = [0, 1, 3, 0, 2, 5, 6]
+    fn = ambiguous_recognizer(truth, {1: 2, 2: 1, 3: 4, 6: 7}, eos)
+    rec = CallableRecognizer(fn, [*WORDS, b""], eos_id=eos, prompt_ids=[99])
+    # a word-piece LM over a vocabulary whose tokens are prefixes of one another, with an end-of-text column
+    pieces = [
+        b" ",
+        b" t",
+        b" th",
+        b" the",
+        b" s",
+        b" su",
+        b" sun",
+        b" so",
+        b" son",
+        b" r",
+        b" ro",
+        b" rose",
+        b" rows",
+        b"o",
+        b"f",
+        b" of",
+        b" g",
+        b" go",
+        b" god",
+        b" good",
+        b"d",
+        b"n",
+        b"e",
+        b"s",
+        b"w",
+    ]
+    vocab = ByteVocab(pieces)
+    rng = np.random.default_rng(0)
+
+    def fn_lm(ctxs):
+        out = []
+        for c in ctxs:
+            g = np.random.default_rng([7, *[int(t) for t in c[-3:]]])
+            z = g.normal(size=len(pieces) + 1) * 2
+            out.append(z - np.log(np.exp(z).sum()))
+        return np.asarray(out, dtype=np.float32)
+
+    lm = CallableLM(fn_lm, vocab, prefix_ids=[0])
+    lm.eos_id = len(pieces)  # type: ignore[attr-defined]
+    a = FusionDecoder(rec, lm, weight=0.4, beam_size=3, scorer="vocab", lm_temperature=temp).decode(None)
+    b = FusionDecoder(rec, lm, weight=0.4, beam_size=3, scorer="kernel", lm_temperature=temp).decode(None)
+    assert a.tokens == b.tokens
+    assert [h.tokens for h in a.n_best] == [h.tokens for h in b.n_best]
+    for x, y in zip(a.n_best, b.n_best):
+        assert math.isclose(x.score, y.score, rel_tol=1e-4, abs_tol=1e-4)
+        assert math.isclose(x.lm_logprob, y.lm_logprob, rel_tol=1e-4, abs_tol=1e-4)
+    del rng

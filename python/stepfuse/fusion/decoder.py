@@ -99,7 +99,10 @@ class FusionDecoder:
     ``beam_size`` B; ``n_candidates`` per beam (default 2B); ``lm_temperature`` T divides the LM logits;
     ``normalize`` "token" or "byte" (eq. 4); ``length_penalty`` alpha; ``max_len`` generated tokens;
     ``lm_prompt`` text put in front of the hypothesis in the LM context (domain terms, previous segment);
-    ``lm_eos``: score the recognizer's EOS with the LM's end-of-text probability when the LM has ``eos_id``.
+    ``no_repeat_ngram`` n > 0: a beam never repeats a recognizer-token n-gram (as HF's ``no_repeat_ngram_size``;
+    guards both searches against loops). ``scorer``: how the LM rows become candidate terms: "vocab" (the Rust
+    ByteVocab range sums), "kernel" (``stepfuse.kernels.fused_range_logprobs``: Triton on GPU, its fp32 torch
+    reference elsewhere) or "auto" (the kernel when the LM answers with CUDA tensors). ``lm_eos``: score the recognizer's EOS with the LM's end-of-text probability when the LM has ``eos_id``.
     """
 
     def __init__(
@@ -116,6 +119,8 @@ class FusionDecoder:
         max_len: int = 224,
         lm_prompt: str = "",
         lm_eos: bool = True,
+        no_repeat_ngram: int = 0,
+        scorer: str = "auto",
     ) -> None:
         if not 0.0 <= float(weight) <= 1.0:
             raise InvalidArgumentError(f"weight: must be in [0, 1], got {weight}")
@@ -142,6 +147,13 @@ class FusionDecoder:
         self.max_len = int(max_len)
         self.lm_prompt = lm_prompt
         self.lm_eos = bool(lm_eos)
+        if int(no_repeat_ngram) < 0:
+            raise InvalidArgumentError(f"no_repeat_ngram: must be >= 0, got {no_repeat_ngram}")
+        self.no_repeat_ngram = int(no_repeat_ngram)
+        if scorer not in ("auto", "vocab", "kernel"):
+            raise InvalidArgumentError(f"scorer: must be 'auto', 'vocab' or 'kernel', got {scorer!r}")
+        self.scorer = scorer
+        self._perm: dict[tuple[int, str], Any] = {}
         self._tb = recognizer.token_bytes()
         self._tb_len = np.asarray([len(b) for b in self._tb], dtype=np.int64)
 
@@ -208,7 +220,16 @@ class FusionDecoder:
                 uniq.setdefault(tuple(pre + bm.lm_ctx + toks[:j]), len(uniq)) for j in range(len(toks) + 1)
             ]
             e_rows.append((rows, toks))
-        lp = self._lm_logprobs([list(k) for k in uniq])
+        raw = self.lm.next_logprobs([list(k) for k in uniq])
+        use_kernel = self.scorer == "kernel" or (
+            self.scorer == "auto" and getattr(getattr(raw, "device", None), "type", "cpu") == "cuda"
+        )
+        if use_kernel:
+            self._kernel_terms(raw, step, inv, idx, trails, e_rows, eidx, beams, cb, lm_total, info, lm_eos)
+            return lm_total, info
+        lp = _as_numpy(raw)
+        if self.lm_temperature != 1.0:
+            lp = _log_softmax(lp / self.lm_temperature)
         if idx:
             scores = step.score(lp[inv])
             logp, com = scores.logprob, scores.committed_logprob
@@ -227,7 +248,136 @@ class FusionDecoder:
             info[i] = (b.lm_ctx + toks, b"", tot)
         return lm_total, info
 
+    def _kernel_terms(
+        self,
+        raw: Any,
+        step: Any,
+        inv: np.ndarray,
+        idx: list[int],
+        trails: list[bytes],
+        e_rows: list[tuple[list[int], list[int]]],
+        eidx: list[int],
+        beams: list[_Beam],
+        cb: np.ndarray,
+        lm_total: np.ndarray,
+        info: list[Any],
+        lm_eos: int | None,
+    ) -> None:
+        """The same terms as the "vocab" scorer, every LM quantity read by ONE ``fused_range_logprobs`` call.
+
+        Entries per unique LM row: a byte-prefix range [lo, hi) of the sorted vocabulary (mass of the tokens
+        extending a suffix) or a one-token range [rank t, rank t + 1) (log P(t)); base 0, weight 1. Candidate i
+        with canonical tokens t_1..t_k and rows j = 0..n-1: log Σ_j exp(Σ_{m<j} log P(t_{m+1} | row m) +
+        log mass(row j, suffix after t_1..t_j)); its committed part is Σ_{m<c} log P(t_{m+1} | row m).
+        """
+        import torch
+
+        from stepfuse.kernels import fused_range_logprobs
+
+        vocab = self.lm.vocab
+        x = raw if isinstance(raw, torch.Tensor) else torch.as_tensor(np.asarray(raw, dtype=np.float32))
+        n_rows, width = int(x.shape[0]), int(x.shape[1])
+        key = (width, str(x.device))
+        if key not in self._perm:
+            perm = np.concatenate(
+                [np.asarray(vocab.sorted_ids, dtype=np.int64), np.arange(len(vocab), width)]
+            )
+            self._perm[key] = torch.as_tensor(perm, device=x.device)
+        perm_t = self._perm[key]
+        ranks = np.asarray(vocab.ranks, dtype=np.int64)
+
+        def rank(t: int) -> int:
+            return int(ranks[t]) if t < len(vocab) else int(t)
+
+        entries: list[tuple[int, int, int]] = []  # (row, lo, hi)
+        plans: list[
+            tuple[list[int], list[int], int]
+        ] = []  # per text candidate: range entries, token entries, c
+        offs = step.row_offsets
+        suffixes: list[bytes] = []
+        suf_rows: list[int] = []
+        for j in range(len(idx)):
+            canon = step.canonical[j]
+            r0, r1 = int(offs[j]), int(offs[j + 1])
+            pos = 0
+            tok_e: list[int] = []
+            for m in range(r1 - r0):
+                suffixes.append(trails[j][pos:])
+                suf_rows.append(int(inv[r0 + m]))
+                if m < len(canon):
+                    t = int(canon[m])
+                    tok_e.append(len(entries))
+                    entries.append((int(inv[r0 + m]), rank(t), rank(t) + 1))
+                    pos += len(vocab.token_bytes(t) or b"")
+            plans.append(
+                (list(range(len(suffixes) - (r1 - r0), len(suffixes))), tok_e, len(step.committed[j]))
+            )
+        if suffixes:
+            lo, hi = vocab.prefix_ranges(suffixes)
+            base_e = len(entries)
+            entries.extend(zip(suf_rows, np.asarray(lo).tolist(), np.asarray(hi).tolist()))
+        else:
+            base_e = len(entries)
+        eos_plan: list[tuple[list[int], int]] = []
+        for rows, toks in e_rows:
+            te = []
+            for r, t in zip(rows, toks):
+                te.append(len(entries))
+                entries.append((r, rank(t), rank(t) + 1))
+            eos_plan.append((te, len(entries)))
+            entries.append((rows[-1], rank(int(lm_eos or 0)), rank(int(lm_eos or 0)) + 1))
+        per_row: list[list[int]] = [[] for _ in range(n_rows)]
+        for e, (r, _, _) in enumerate(entries):
+            per_row[r].append(e)
+        c_max = max(1, max(len(p) for p in per_row))
+        lo_a = np.zeros((n_rows, c_max), dtype=np.int64)
+        hi_a = np.zeros((n_rows, c_max), dtype=np.int64)
+        where = np.zeros((len(entries), 2), dtype=np.int64)
+        for r, es in enumerate(per_row):
+            for c, e in enumerate(es):
+                lo_a[r, c], hi_a[r, c] = entries[e][1], entries[e][2]
+                where[e] = (r, c)
+        dev = x.device
+        zeros = torch.zeros((n_rows, c_max), dtype=torch.float32, device=dev)
+        out = fused_range_logprobs(
+            x,
+            perm_t,
+            torch.as_tensor(lo_a, device=dev),
+            torch.as_tensor(hi_a, device=dev),
+            zeros,
+            zeros,
+            1.0,
+            self.lm_temperature,
+        )
+        val = (
+            out.float().cpu().numpy()[where[:, 0], where[:, 1]].astype(np.float64) if entries else np.zeros(0)
+        )
+        for j, i in enumerate(idx):
+            rng_e, tok_e, c = plans[j]
+            cum = np.concatenate([[0.0], np.cumsum(val[tok_e])])
+            terms = cum[: len(rng_e)] + val[[base_e + k for k in rng_e]]
+            m = float(np.max(terms)) if len(terms) else -np.inf
+            logp = m + float(np.log(np.sum(np.exp(terms - m)))) if np.isfinite(m) else m
+            b = beams[cb[i]]
+            lm_total[i] = b.lm_committed + logp
+            info[i] = (b.lm_ctx + step.committed[j], step.trailing[j], b.lm_committed + float(cum[c]))
+        for (te, ee), i in zip(eos_plan, eidx):
+            b = beams[cb[i]]
+            tot = b.lm_committed + float(np.sum(val[te])) + float(val[ee])
+            lm_total[i] = tot
+            info[i] = (b.lm_ctx + e_rows[eidx.index(i)][1], b"", tot)
+
     # ---- search ------------------------------------------------------------------------------------------
+
+    def _banned(self, toks: list[int]) -> list[int]:
+        """Tokens that would complete an n-gram already in ``toks`` (n = no_repeat_ngram)."""
+        n = self.no_repeat_ngram
+        if n <= 0 or len(toks) < n - 1:
+            return []
+        if n == 1:
+            return list(set(toks))
+        tail = toks[len(toks) - n + 1 :]
+        return [toks[i + n - 1] for i in range(len(toks) - n + 1) if toks[i : i + n - 1] == tail]
 
     def _length(self, ntok: int, nbytes: int) -> float:
         return float(ntok) if self.normalize == "token" else float(nbytes + 1)
@@ -260,6 +410,10 @@ class FusionDecoder:
             cand_b, cand_id, cand_lp = [], [], []
             for bi in range(len(beams)):
                 row = lp[bi]
+                banned = self._banned(beams[bi].tokens)
+                if banned:
+                    row = row.copy()
+                    row[banned] = -np.inf
                 top = np.argpartition(-row, k - 1)[:k] if k < n_v else np.arange(n_v)
                 top = top[np.isfinite(row[top])]
                 cand_b.append(np.full(len(top), bi, dtype=np.int64))
@@ -286,7 +440,7 @@ class FusionDecoder:
                 nb = parent.nbytes + int(self._tb_len[tok])
                 info = lm_info[i]
                 child = _Beam(
-                    parent.tokens + [tok],
+                    [*parent.tokens, tok],
                     float(rec_new[i]),
                     info[0] if info else parent.lm_ctx,
                     info[1] if info else parent.lm_trail,

@@ -35,7 +35,7 @@ def _load_wav(path: str) -> np.ndarray:
     x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     x = x.reshape(-1, ch).mean(axis=1)
     if sr != 16000:
-        n = int(round(len(x) * 16000 / sr))
+        n = round(len(x) * 16000 / sr)
         x = np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x).astype(np.float32)
     return x
 
