@@ -411,3 +411,30 @@ def test_kernel_scorer_equals_vocab_scorer(monkeypatch, temp):
         assert math.isclose(x.score, y.score, rel_tol=1e-4, abs_tol=1e-4)
         assert math.isclose(x.lm_logprob, y.lm_logprob, rel_tol=1e-4, abs_tol=1e-4)
     del rng
+
+
+def test_long_form_carries_previous_text_into_lm_prompt():
+    eos = len(WORDS)
+
+    def fn(inputs, prefixes):
+        word = int(inputs[0])  # each 1-sample "segment" says which word it contains
+        out = []
+        for p in prefixes:
+            z = np.full(len(WORDS) + 1, -9.0)
+            z[word if len(p) == 1 else eos] = -0.01
+            out.append(z)
+        return np.asarray(out, dtype=np.float32)
+
+    rec = CallableRecognizer(fn, [*WORDS, b""], eos_id=eos, prompt_ids=[99])
+    seen: list[bytes] = []
+    vocab = ByteVocab([bytes([i]) for i in range(256)])
+
+    def lm_fn(ctxs):
+        seen.extend(bytes(c[1:]) for c in ctxs)
+        return np.full((len(ctxs), 256), -np.log(256.0), dtype=np.float32)
+
+    lm = CallableLM(lm_fn, vocab, prefix_ids=[0])
+    audio = np.asarray([0, 1, 3], dtype=np.float32)  # three segments of one sample each
+    r = FusionDecoder(rec, lm, weight=0.2, beam_size=2).decode_long(audio, sampling_rate=1, segment_s=1.0)
+    assert r.text == " the sun rose"
+    assert any(s.startswith(b" the sun") for s in seen)  # third segment's LM context holds the earlier text
