@@ -84,6 +84,15 @@ def test_tiny_en_logits_match_openai_reference():
     from stepfuse.fusion.ct2_whisper import load_ct2_whisper, load_ct2_whisper_openai
     from stepfuse.fusion.data import load_clips
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _compare(torch, whisper, load_ct2_whisper, load_ct2_whisper_openai, load_clips)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(torch, whisper, load_ct2_whisper, load_ct2_whisper_openai, load_clips):
     hf = load_ct2_whisper()
     oa = load_ct2_whisper_openai()
     # the HF model has every tensor, nothing extra, tied output projection

@@ -191,7 +191,10 @@ def torch_mods():
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
     torch.manual_seed(0)
-    return torch, transformers
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
+    yield torch, transformers
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
