@@ -183,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 beam_size=args.beam,
                 normalize=args.normalize,
                 lm_prompt=args.lm_prompt,
+                no_repeat_ngram=args.no_repeat,
             ),
         ),
     ]
