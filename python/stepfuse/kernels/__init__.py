@@ -11,7 +11,9 @@ are loaded on first access from their submodules, which import torch (and triton
 Which path runs: the Triton kernel when Triton is installed and the tensors are on CUDA, or are on
 the CPU with ``TRITON_INTERPRET=1`` set before the first call (the interpreter); otherwise the fp32
 torch reference from :mod:`stepfuse.kernels.reference`, which computes the same values.
-``STEPFUSE_KERNELS=reference`` forces the reference.
+``STEPFUSE_KERNELS=reference`` forces the reference, and every function takes ``backend=`` ("auto",
+"triton", "reference") to choose per call. ``python -m stepfuse.kernels.aot_check`` compiles every
+kernel for a GPU target without needing a GPU.
 """
 
 from __future__ import annotations

@@ -18,8 +18,13 @@ fp32 tolerance) and "tf32" for fp16/bf16 inputs (whose values tf32 holds exactly
 
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
+
+# Triton decides at decoration time whether these functions are interpreted.
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @triton.jit

@@ -10,6 +10,7 @@ from stepfuse.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     LimitExceededError,
+    MissingDependencyError,
     NonFiniteError,
 )
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "BACKENDS",
+    "LAUNCH",
     "check_device",
     "check_float_tensor",
     "check_int_tensor",
@@ -28,6 +31,10 @@ __all__ = [
     "torch_module",
     "use_triton",
 ]
+
+
+LAUNCH: dict[str, Any] = {"enable_fp_fusion": True}
+"""Options every launch passes: FMA contraction requested explicitly (Triton warns when left implicit)."""
 
 
 def torch_module() -> Any:
@@ -53,20 +60,39 @@ def interpret_mode() -> bool:
     Triton fixes this when a ``@triton.jit`` function is defined, so it is read from the environment
     the first time a kernel module is imported (``TRITON_INTERPRET=1`` must be set before that).
     """
-    from stepfuse.kernels import _fusion_jit
+    from stepfuse.kernels import _attention_jit, _fusion_jit
 
-    return bool(_fusion_jit.INTERPRET)
+    # Both kernel modules load here together, so they agree on the mode.
+    return bool(_fusion_jit.INTERPRET and _attention_jit.INTERPRET)
 
 
-def use_triton(device: torch.device) -> bool:
+BACKENDS = ("auto", "triton", "reference")
+
+
+def use_triton(device: torch.device, backend: str = "auto") -> bool:
     """Whether the Triton kernel (else the fp32 torch reference) serves tensors on ``device``.
 
-    Triton runs when it is installed and either the tensors are on CUDA (compiled kernels) or they
-    are on the CPU and ``TRITON_INTERPRET=1`` was set before the first kernel use (the interpreter,
-    used by the tests). Every other case (no Triton, CPU without the interpreter, other devices)
-    runs the reference, which computes the same values in fp32 torch ops. ``STEPFUSE_KERNELS=reference``
-    forces the reference everywhere.
+    ``backend="auto"``: Triton runs when it is installed and either the tensors are on CUDA (compiled
+    kernels) or they are on the CPU and ``TRITON_INTERPRET=1`` was set before the first kernel use
+    (the interpreter, used by the tests); every other case (no Triton, CPU without the interpreter,
+    other devices) runs the reference, which computes the same values in fp32 torch ops. The
+    environment variable ``STEPFUSE_KERNELS=reference`` turns "auto" into "reference".
+    ``backend="reference"`` always runs the reference; ``backend="triton"`` insists on Triton and
+    raises where it cannot run.
     """
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    if backend == "reference":
+        return False
+    if backend == "triton":
+        if not _triton_importable():
+            raise MissingDependencyError("triton is required for backend='triton': pip install 'stepfuse[torch]'")
+        if device.type == "cuda" or (device.type == "cpu" and interpret_mode()):
+            return True
+        raise InvalidArgumentError(
+            f"backend: 'triton' needs CUDA tensors, or TRITON_INTERPRET=1 set before the first kernel use "
+            f"for CPU tensors (got {device.type} tensors)"
+        )
     if os.environ.get("STEPFUSE_KERNELS", "") == "reference" or not _triton_importable():
         return False
     if device.type == "cuda":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from stepfuse.errors import InvalidArgumentError, InvalidTypeError, OutOfRangeError
 from stepfuse.kernels._common import (
+    LAUNCH,
     check_device,
     check_float_tensor,
     check_int_tensor,
@@ -37,19 +38,30 @@ _MAX_SPLITS = 32
 _MERGE_ROWS = 16
 
 
-def _row_tile(rows: int) -> int:
-    """Query rows per prefix program (tl.dot needs >= 16)."""
-    return 16 if rows <= 16 else 32 if rows <= 32 else 64
+# Fixed configs, no autotune: (BLOCK_M cap, BLOCK_N) by (fp32 inputs?, BLOCK_D > 128?). fp32 tiles are
+# smaller so that the dot operands fit the shared memory of sm_80 (163 KB) as well as sm_90.
+_ATTN_CONFIGS: dict[tuple[bool, bool], tuple[int, int]] = {
+    (False, False): (64, 64),
+    (False, True): (64, 32),
+    (True, False): (32, 32),
+    (True, True): (16, 16),
+}
 
 
-def _key_block(block_d: int) -> int:
-    """Keys per step: 64, or 32 for head dims above 128 (register pressure)."""
-    return 64 if block_d <= 128 else 32
+def attention_config(fp32: bool, block_d: int, rows: int) -> tuple[int, int]:
+    """(BLOCK_M, BLOCK_N) for ``rows`` query rows per KV head (tl.dot needs tiles of >= 16)."""
+    cap, block_n = _ATTN_CONFIGS[(fp32, block_d > 128)]
+    return min(cap, max(16, next_pow2(rows))), block_n
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
     torch = torch_module()
     return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def _unit_stride(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when its last dim is unit-stride (what the kernels index), else a contiguous copy."""
+    return t if t.stride(-1) == 1 else t.contiguous()
 
 
 def shared_prefix_attention(
@@ -62,6 +74,7 @@ def shared_prefix_attention(
     scale: float,
     *,
     check_values: bool = True,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """Decode attention of B beams over a shared prefix plus per-beam suffixes, the prefix read once.
 
@@ -73,6 +86,8 @@ def shared_prefix_attention(
     dtype: float32/float16/bfloat16, one device, Hq a multiple of Hkv, D <= 256); suffix_lens: [B] int
     in [0, S] (checked when ``check_values``, one device sync; kernels clamp regardless); scale: finite.
     Returns [B, Hq, D] in q's dtype. A beam with no keys at all (P = 0 and length 0) gets zeros.
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     torch = torch_module()
     q = check_float_tensor(q, "q", 3)
@@ -101,22 +116,19 @@ def shared_prefix_attention(
     sc = real_scalar(scale, "scale")
     if check_values and b and bool(((lens < 0) | (lens > s)).any()):
         raise OutOfRangeError(f"suffix_lens: values must lie in [0, S] with S = {s}")
+    triton_path = use_triton(q.device, backend)
     if b == 0 or hq == 0:
         return torch.zeros((b, hq, d), dtype=q.dtype, device=q.device)
-    if not use_triton(q.device):
+    if not triton_path:
         return shared_prefix_attention_ref(q, kp, vp, ks, vs, lens, sc)
 
-    def unit(t: torch.Tensor) -> torch.Tensor:  # kernels need a unit-stride head dim
-        return t if t.stride(-1) == 1 else t.contiguous()
-
-    q, kp, vp, ks, vs = unit(q), unit(kp), unit(vp), unit(ks), unit(vs)
+    q, kp, vp, ks, vs = (_unit_stride(t) for t in (q, kp, vp, ks, vs))
     from stepfuse.kernels import _attention_jit as jit
 
     dev = q.device
     group = hq // hkv
     block_d = max(16, next_pow2(d))
-    block_n = _key_block(block_d)
-    block_m = _row_tile(b * group)
+    block_m, block_n = attention_config(q.dtype == torch.float32, block_d, b * group)
     tiles = -(-(b * group) // block_m)
     kblocks = max(1, -(-p // block_n))
     nsplit = max(1, min(-(-program_target(dev) // (hkv * tiles)), kblocks, _MAX_SPLITS))
@@ -130,7 +142,7 @@ def shared_prefix_attention(
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), vp.stride(0), vp.stride(1),
         o_ws.stride(0), o_ws.stride(1), o_ws.stride(2), l_ws.stride(0), l_ws.stride(1),
         b, p, d, group, per, sc,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4, **LAUNCH,
     )  # fmt: skip
     o_suf, l_suf = o_ws[nsplit], l_ws[nsplit]
     jit._suffix_state_kernel[(b, hkv)](
@@ -138,20 +150,20 @@ def shared_prefix_attention(
         q.stride(0), q.stride(1), ks.stride(0), ks.stride(1), ks.stride(2),
         vs.stride(0), vs.stride(1), vs.stride(2), o_suf.stride(0), o_suf.stride(1), l_suf.stride(0),
         s, d, group, sc,
-        BLOCK_G=max(16, next_pow2(group)), BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4,
+        BLOCK_G=max(16, next_pow2(group)), BLOCK_N=block_n, BLOCK_D=block_d, DOT_PREC=prec, num_warps=4, **LAUNCH,
     )  # fmt: skip
     rows = b * hq
     out = torch.empty((b, hq, d), dtype=torch.float32, device=dev)
     out_lse = torch.empty((b, hq), dtype=torch.float32, device=dev)
     jit._merge_states_kernel[(-(-rows // _MERGE_ROWS),)](
         o_ws, l_ws, out, out_lse, nsplit + 1, rows, d, o_ws.stride(0), l_ws.stride(0),
-        BLOCK_R=_MERGE_ROWS, BLOCK_D=block_d, num_warps=4,
+        BLOCK_R=_MERGE_ROWS, BLOCK_D=block_d, num_warps=4, **LAUNCH,
     )  # fmt: skip
     return out if q.dtype == torch.float32 else out.to(q.dtype)
 
 
 def merge_attention_states(
-    o1: torch.Tensor, lse1: torch.Tensor, o2: torch.Tensor, lse2: torch.Tensor
+    o1: torch.Tensor, lse1: torch.Tensor, o2: torch.Tensor, lse2: torch.Tensor, *, backend: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge two partial attention states over disjoint key sets into the state over their union.
 
@@ -161,6 +173,8 @@ def merge_attention_states(
 
     o1, o2: [..., D] float32/float16/bfloat16, same shape; lse1, lse2: [...] (o1.shape[:-1]) float.
     Returns (o float32 [..., D], lse float32 [...]).
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     torch = torch_module()
     for arg, t in (("o1", o1), ("o2", o2), ("lse1", lse1), ("lse2", lse2)):
@@ -180,7 +194,7 @@ def merge_attention_states(
     d = a1.shape[-1]
     check_limit(d, 1 << 14, "o1: head dim D")
     rows = m1.numel()
-    if rows == 0 or d == 0 or not use_triton(a1.device):
+    if not use_triton(a1.device, backend) or rows == 0 or d == 0:
         return merge_attention_states_ref(a1, m1, a2, m2)
     from stepfuse.kernels import _attention_jit as jit
 
@@ -193,6 +207,6 @@ def merge_attention_states(
     block_d = max(16, next_pow2(d))
     block_r = max(1, min(_MERGE_ROWS, 4096 // block_d))
     jit._merge2_kernel[(-(-rows // block_r),)](
-        f1, g1, f2, g2, out, out_lse, rows, d, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4
+        f1, g1, f2, g2, out, out_lse, rows, d, BLOCK_R=block_r, BLOCK_D=block_d, num_warps=4, **LAUNCH
     )
     return out.reshape(a1.shape), out_lse.reshape(lead)

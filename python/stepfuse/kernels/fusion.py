@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from stepfuse.errors import InvalidArgumentError, OutOfRangeError
 from stepfuse.kernels._common import (
+    LAUNCH,
     check_device,
     check_float_tensor,
     check_int_tensor,
@@ -44,6 +45,9 @@ _RANGE_CONFIGS: tuple[tuple[int, int, int], ...] = (
     (1 << 62, 2048, 8),
 )
 _MAX_SPLITS = 64
+MIN_TEMPERATURE = 1e-3
+MAX_TEMPERATURE = 1e3
+"""Accepted temperatures: logits / T must stay finite in float32 (kernels pass T as an fp32 scalar)."""
 
 
 def _range_config(batch: int, vocab: int, device: torch.device) -> tuple[int, int, int, int]:
@@ -76,8 +80,11 @@ class _Args:
         b, v = logits.shape
         if v == 0:
             raise InvalidArgumentError("lm_logits: vocabulary size V must be >= 1, got 0")
-        perm_t = check_int_tensor(perm, "perm", 1)
-        check_shape(perm_t, "perm", (v,), "[V]")
+        if perm is None:  # identity: lm_logits columns are already in byte-sorted order
+            perm_t = torch.empty((0,), dtype=torch.int32, device=logits.device)
+        else:
+            perm_t = check_int_tensor(perm, "perm", 1)
+            check_shape(perm_t, "perm", (v,), "[V]")
         lo_t = check_int_tensor(lo, "lo", 2)
         if lo_t.shape[0] != b:
             raise InvalidArgumentError(f"lo: shape must be [B, C] with B = {b}, got {tuple(lo_t.shape)}")
@@ -94,20 +101,22 @@ class _Args:
         if not 0.0 <= w <= 1.0:
             raise InvalidArgumentError(f"weight: must lie in [0, 1], got {w}")
         t = real_scalar(temperature, "temperature")
-        if t <= 0.0:
-            raise InvalidArgumentError(f"temperature: must be > 0, got {t}")
-        if check_values and perm_t.numel() and b * c:
-            bad_perm = ((perm_t < 0) | (perm_t >= v)).any()
-            bad_lo = ((lo_t < 0) | (lo_t > v)).any()
-            bad_hi = ((hi_t < 0) | (hi_t > v)).any()
-            flags = torch.stack([bad_perm, bad_lo, bad_hi]).tolist()  # one device sync
-            for arg, bad, bound in zip(("perm", "lo", "hi"), flags, ("[0, V)", "[0, V]", "[0, V]")):
+        if not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
+            raise InvalidArgumentError(
+                f"temperature: must lie in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}] (fp32 logits / T), got {t}"
+            )
+        if check_values:
+            checks = [
+                ("perm", "[0, V)", ((perm_t < 0) | (perm_t >= v)).any()),
+                ("lo", "[0, V]", ((lo_t < 0) | (lo_t > v)).any()),
+                ("hi", "[0, V]", ((hi_t < 0) | (hi_t > v)).any()),
+            ]
+            flags = torch.stack([f for _, _, f in checks]).tolist()  # one device sync
+            for (arg, bound, _), bad in zip(checks, flags):
                 if bad:
                     raise OutOfRangeError(f"{arg}: values must lie in {bound} with V = {v}")
-        elif check_values and perm_t.numel():
-            if bool(((perm_t < 0) | (perm_t >= v)).any()):
-                raise OutOfRangeError(f"perm: values must lie in [0, V) with V = {v}")
-        self.logits, self.perm, self.lo, self.hi = logits, perm_t, lo_t, hi_t
+        self.logits, self.lo, self.hi = logits, lo_t, hi_t
+        self.perm = None if perm is None else perm_t
         self.base, self.rec, self.weight, self.temperature = base_t, rec_t, w, t
         self.b, self.v, self.c = b, v, c
 
@@ -119,14 +128,14 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
 
     dev = a.logits.device
     logits = a.logits if a.logits.stride(1) == 1 else a.logits.contiguous()  # rows must be unit-stride
-    perm = a.perm.to(torch.int32 if a.v < 2**31 else torch.int64).contiguous()
+    sorted_logits = a.perm is None
+    perm = a.lo if a.perm is None else a.perm.to(torch.int32 if a.v < 2**31 else torch.int64).contiguous()
     lo = a.lo.contiguous()
     hi = a.hi.to(lo.dtype).contiguous()  # lo and hi share one row stride
     base = a.base.contiguous()
     rec = a.rec.contiguous()
     block, warps, nsplit, per = _range_config(a.b, a.v, dev)
     c_block = max(2, next_pow2(a.c))
-    s_block = max(2, next_pow2(nsplit))
     row_m = torch.empty((a.b, nsplit), dtype=torch.float32, device=dev)
     row_s = torch.empty_like(row_m)
     cand_m = torch.empty((a.b, nsplit, c_block), dtype=torch.float32, device=dev)
@@ -134,7 +143,7 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     jit._range_lse_partial_kernel[(a.b, nsplit)](
         logits, perm, lo, hi, row_m, row_s, cand_m, cand_s,
         logits.stride(0), lo.stride(0), a.v, a.c, a.temperature, per,
-        NSPLIT=nsplit, BLOCK=block, C_BLOCK=c_block, num_warps=warps,
+        NSPLIT=nsplit, BLOCK=block, C_BLOCK=c_block, SORTED=sorted_logits, num_warps=warps, **LAUNCH,
     )  # fmt: skip
     mode = 0 if a.weight == 0.0 else 1 if a.weight == 1.0 else 2
     out = torch.empty((a.b, a.c), dtype=torch.float32, device=dev)
@@ -143,14 +152,14 @@ def _launch(a: _Args, k: int) -> torch.Tensor | TopK:
     jit._range_combine_kernel[(a.b,)](
         row_m, row_s, cand_m, cand_s, base, rec, out, topv, topi,
         base.stride(0), rec.stride(0), a.c, 1.0 - a.weight, a.weight,
-        NSPLIT=nsplit, S_BLOCK=s_block, C_BLOCK=c_block, MODE=mode, K=k, num_warps=4,
+        NSPLIT=nsplit, C_BLOCK=c_block, MODE=mode, K=k, num_warps=4, **LAUNCH,
     )  # fmt: skip
     return out if k == 0 else TopK(topv, topi)
 
 
 def fused_range_logprobs(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,
@@ -159,6 +168,7 @@ def fused_range_logprobs(
     temperature: float = 1.0,
     *,
     check_values: bool = True,
+    backend: str = "auto",
 ) -> torch.Tensor:
     """GFD fused scores: recognizer log-probs mixed with LM byte-prefix range log-probs, one pass per row.
 
@@ -168,14 +178,18 @@ def fused_range_logprobs(
     or a row of all -inf logits gives LM = -inf; w = 0 returns rec exactly and w = 1 returns LM.
 
     lm_logits: [B, V] float32/float16/bfloat16 (upcast to float32 on load); perm: [V] int, sorted
-    position -> token id (a permutation of range(V), e.g. ByteVocab's sorted order); lo, hi: [B, C]
+    position -> token id (a permutation of range(V), e.g. ByteVocab's sorted order), or None when
+    lm_logits' columns are already in sorted order (e.g. the LM head's rows permuted once by that
+    order: then every read is coalesced, the fastest path on a GPU); lo, hi: [B, C]
     int sorted-position bounds in [0, V] (``ByteVocab.prefix_range``); base, rec_logprobs: [B, C]
-    float; weight in [0, 1]; temperature > 0. All tensors on one device. Returns float32 [B, C].
+    float; weight in [0, 1]; temperature in [1e-3, 1e3]. All tensors on one device. Returns float32 [B, C].
     ``check_values`` checks perm/lo/hi bounds (one device sync; kernels clamp regardless, so bad
     values cannot fault). NaN/+inf inputs are not checked and propagate.
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     a = _Args(lm_logits, perm, lo, hi, base, rec_logprobs, weight, temperature, check_values)
-    if a.b == 0 or a.c == 0 or not use_triton(a.logits.device):
+    if not use_triton(a.logits.device, backend) or a.b == 0 or a.c == 0:
         return fused_range_logprobs_ref(a.logits, a.perm, a.lo, a.hi, a.base, a.rec, a.weight, a.temperature)
     out = _launch(a, 0)
     assert not isinstance(out, TopK)
@@ -184,7 +198,7 @@ def fused_range_logprobs(
 
 def fused_topk(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,
@@ -194,6 +208,7 @@ def fused_topk(
     temperature: float = 1.0,
     *,
     check_values: bool = True,
+    backend: str = "auto",
 ) -> TopK:
     """The ``k`` best GFD fused candidates per beam, computed in the same pass as :func:`fused_range_logprobs`.
 
@@ -201,6 +216,8 @@ def fused_topk(
     ``TopK(values float32 [B, k], indices int64 [B, k])`` in descending order; equal scores are
     ordered by the lower candidate index (as ``torch.sort(..., stable=True)``), and -inf scores are
     returned when fewer than k candidates are finite.
+    ``backend``: "auto" (Triton on CUDA or under ``TRITON_INTERPRET=1``, else the fp32
+    torch reference), "triton" or "reference" (see :func:`stepfuse.kernels._common.use_triton`).
     """
     a = _Args(lm_logits, perm, lo, hi, base, rec_logprobs, weight, temperature, check_values)
     if isinstance(k, bool) or not isinstance(k, int):
@@ -209,7 +226,7 @@ def fused_topk(
         raise InvalidTypeError(f"k: expected an int, got {type(k).__name__}")
     if not 1 <= k <= a.c:
         raise InvalidArgumentError(f"k: must lie in [1, C] with C = {a.c}, got {k}")
-    if a.b == 0 or not use_triton(a.logits.device):
+    if not use_triton(a.logits.device, backend) or a.b == 0:
         fused = fused_range_logprobs_ref(a.logits, a.perm, a.lo, a.hi, a.base, a.rec, a.weight, a.temperature)
         return topk_ref(fused, k)
     out = _launch(a, k)

@@ -43,34 +43,38 @@ def _safe_max(m: torch.Tensor) -> torch.Tensor:
 
 
 def range_logsumexp_ref(
-    x: torch.Tensor, perm: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    x: torch.Tensor, perm: torch.Tensor | None, lo: torch.Tensor, hi: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Row LSE and per-range LSE over sorted positions: ``log Σ_{j∈[lo,hi)} exp(x[b, perm[j]])``.
 
     Exact segment decomposition: the 2C endpoints of a row cut the sorted positions into at most
     2C+1 disjoint segments; each segment's LSE uses its own max (no cancellation, no underflow), and
-    a range's LSE is the LSE of the segments it covers. O(B·V·log C + B·C²) time, O(B·V) memory.
+    a range's LSE is the LSE of the segments it covers. O(B·V + B·C²) time, O(B·V) memory.
 
-    x: float32 [B, V]; perm: int [V] (sorted position -> token id); lo, hi: int [B, C].
+    x: float32 [B, V]; perm: int [V] (sorted position -> token id), or None when x is already in
+    sorted order; lo, hi: int [B, C].
     Returns (row_lse [B], range_lse [B, C]) in float32; empty ranges (lo >= hi) give -inf.
     """
     import torch
 
     b, v = x.shape
     c = lo.shape[1]
-    xs = x.index_select(1, perm.long())  # [B, V] in sorted order
+    xs = x.clone() if perm is None else x.index_select(1, perm.long())  # [B, V] in sorted order
     lo = lo.long().clamp(0, v)
     hi = hi.long().clamp(0, v)
     hi = torch.maximum(hi, lo)  # empty ranges become [lo, lo)
     ends = torch.sort(torch.cat([lo, hi], dim=1), dim=1).values  # [B, 2C]
-    pos = torch.arange(v, device=x.device).expand(b, v).contiguous()
-    seg = torch.searchsorted(ends, pos, right=True)  # [B, V] in [0, 2C]
+    # Segment id of sorted position j = number of endpoints <= j: a running count of endpoint marks.
+    marks = torch.zeros((b, v + 1), dtype=torch.int64, device=x.device)
+    marks.scatter_add_(1, ends, torch.ones_like(ends))
+    seg = marks[:, :v].cumsum_(1)  # [B, V] in [0, 2C]
     nseg = 2 * c + 1
     seg_max = torch.full((b, nseg), _NEG_INF, dtype=torch.float32, device=x.device)
-    seg_max = seg_max.scatter_reduce(1, seg, xs, reduce="amax", include_self=True)
+    seg_max.scatter_reduce_(1, seg, xs, reduce="amax", include_self=True)
     m = _safe_max(seg_max)
+    xs.sub_(m.gather(1, seg)).exp_()
     seg_sum = torch.zeros((b, nseg), dtype=torch.float32, device=x.device)
-    seg_sum = seg_sum.scatter_add(1, seg, torch.exp(xs - m.gather(1, seg)))
+    seg_sum.scatter_add_(1, seg, xs)
     seg_lse = m + torch.log(seg_sum)  # [B, 2C+1]; empty segments give -inf
     zero = torch.zeros((b, 1), dtype=ends.dtype, device=x.device)
     full = torch.full((b, 1), v, dtype=ends.dtype, device=x.device)
@@ -104,12 +108,15 @@ def combine_terms(
         return rec.clone()
     if weight == 1.0:
         return lm
-    return (1.0 - weight) * rec + weight * lm
+    # A -inf term stays -inf even when its weight is tiny (0 * -inf would be NaN).
+    lm_term = torch.where(torch.isneginf(lm), neg, weight * lm)
+    rec_term = torch.where(torch.isneginf(rec), torch.full_like(rec, _NEG_INF), (1.0 - weight) * rec)
+    return rec_term + lm_term
 
 
 def fused_range_logprobs_ref(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,
@@ -120,7 +127,7 @@ def fused_range_logprobs_ref(
     """fp32 reference of :func:`stepfuse.kernels.fused_range_logprobs` (GFD byte-prefix fusion).
 
     fused[b, c] = (1-w)·rec[b, c] + w·(base[b, c] + log Σ_{j∈[lo,hi)} softmax(lm_logits[b] / T)[perm[j]]).
-    Shapes: lm_logits [B, V] float; perm [V] int; lo, hi, base, rec_logprobs [B, C]. Returns float32 [B, C].
+    Shapes: lm_logits [B, V] float; perm [V] int or None (identity); lo, hi, base, rec_logprobs [B, C]. Returns float32 [B, C].
     """
     x = lm_logits.float() / temperature
     row_lse, range_lse = range_logsumexp_ref(x, perm, lo, hi)
@@ -137,7 +144,7 @@ def topk_ref(fused: torch.Tensor, k: int) -> TopK:
 
 def fused_topk_ref(
     lm_logits: torch.Tensor,
-    perm: torch.Tensor,
+    perm: torch.Tensor | None,
     lo: torch.Tensor,
     hi: torch.Tensor,
     base: torch.Tensor,

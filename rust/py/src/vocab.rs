@@ -90,9 +90,11 @@ impl PyByteVocab {
         }
         let it =
             tokens.try_iter().map_err(|_| invalid_type("tokens", "must be a sequence of bytes or None"))?;
-        let mut offsets = vec![0u64];
-        let mut data = Vec::new();
-        let mut kinds = Vec::new();
+        let hint = tokens.len().unwrap_or(0);
+        let mut offsets = Vec::with_capacity(hint + 1);
+        offsets.push(0u64);
+        let mut data = Vec::with_capacity(hint * 8);
+        let mut kinds = Vec::with_capacity(hint);
         for (i, item) in it.enumerate() {
             let item = item?;
             if item.is_none() {
@@ -158,6 +160,39 @@ impl PyByteVocab {
             return Ok(None);
         }
         Ok(self.inner.token_bytes(id).map(|b| PyBytes::new(py, b)))
+    }
+
+    /// Byte length of every id (0 for missing ids), int32[len].
+    #[getter]
+    fn token_lengths<'py>(&self, py: Python<'py>) -> I32Array<'py> {
+        let v = &self.inner;
+        (0..v.len() as u32)
+            .map(|i| v.token_bytes(i).map_or(0, |b| b.len() as i32))
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Concatenated bytes of `ids` (missing ids contribute nothing; specials only if asked).
+    #[pyo3(signature = (ids, skip_special = true))]
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        skip_special: bool,
+    ) -> PyRes<Bound<'py, PyBytes>> {
+        let v = &self.inner;
+        let ids = int_array(ids, "ids")?.to_u32_ids("ids", Some(v.len() as u64))?;
+        let out = py.detach(|| {
+            let mut out = Vec::new();
+            for &i in &ids {
+                if skip_special && v.kind(i) == Some(core::TokenKind::Special) {
+                    continue;
+                }
+                out.extend_from_slice(v.token_bytes(i).unwrap_or(&[]));
+            }
+            out
+        });
+        Ok(PyBytes::new(py, &out))
     }
 
     fn is_special(&self, i: i64) -> PyRes<bool> {
@@ -414,6 +449,16 @@ impl PyGfdLayout {
     #[getter]
     fn row_offsets<'py>(&self, py: Python<'py>) -> I64Array<'py> {
         i64s(py, &self.inner.row_offsets)
+    }
+    /// Next canonical token per row (-1 for a beam's last row).
+    #[getter]
+    fn row_next<'py>(&self, py: Python<'py>) -> I32Array<'py> {
+        self.inner
+            .row_next
+            .iter()
+            .map(|&t| if t == core::NONE { -1 } else { t as i32 })
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
     }
     #[getter]
     fn row_lo<'py>(&self, py: Python<'py>) -> I32Array<'py> {

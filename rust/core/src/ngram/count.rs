@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::{CoreError, Result};
 
 /// Default number of windows one counting task sorts at a time.
-pub const DEFAULT_CHUNK: usize = 1 << 20;
+pub const DEFAULT_CHUNK: usize = 1 << 21;
 
 /// The ids `<unk>`, `<s>`, `</s>` take in a vocabulary of `vocab_size` user tokens: the three ids just
 /// after it (`vocab_size`, `vocab_size + 1`, `vocab_size + 2`).
@@ -200,7 +200,8 @@ impl NGramCounts {
             stream.push(sp.eos);
         }
         let chunk = chunk.max(1);
-        let levels = (1..=order).map(|n| count_order(&stream, n, bits, sp.eos, chunk)).collect();
+        let levels =
+            (1..=order).into_par_iter().map(|n| count_order(&stream, n, bits, sp.eos, chunk)).collect();
         Ok(NGramCounts {
             order,
             vocab_size,
@@ -313,34 +314,165 @@ pub fn check_offsets(offsets: &[usize], len: usize) -> Result<()> {
     Ok(())
 }
 
+/// Packed key types: `u64` when an n-gram fits in 64 bits (faster sorts), else `u128`.
+trait Key: Copy + Ord + Send + Sync {
+    const ZERO: Self;
+    fn push(self, bits: u32, x: u32) -> Self;
+    fn wide(self) -> u128;
+    /// Sort keys whose values use at most `used_bits` low bits.
+    fn sort(keys: &mut Vec<Self>, _used_bits: u32) {
+        keys.sort_unstable();
+    }
+}
+
+/// LSD radix sort with 11-bit digits over the `used_bits` low bits: O(T · used_bits / 11).
+fn radix_sort_u64(keys: &mut Vec<u64>, used_bits: u32) {
+    const D: u32 = 11;
+    let mut tmp = vec![0u64; keys.len()];
+    let passes = used_bits.div_ceil(D);
+    for p in 0..passes {
+        let shift = p * D;
+        let mut hist = [0usize; 1 << D];
+        for &k in keys.iter() {
+            hist[((k >> shift) as usize) & ((1 << D) - 1)] += 1;
+        }
+        let mut sum = 0;
+        for h in hist.iter_mut() {
+            let c = *h;
+            *h = sum;
+            sum += c;
+        }
+        for &k in keys.iter() {
+            let d = ((k >> shift) as usize) & ((1 << D) - 1);
+            tmp[hist[d]] = k;
+            hist[d] += 1;
+        }
+        std::mem::swap(keys, &mut tmp);
+    }
+}
+
+impl Key for u64 {
+    const ZERO: Self = 0;
+    #[inline]
+    fn push(self, bits: u32, x: u32) -> Self {
+        (self << bits) | x as u64
+    }
+    #[inline]
+    fn wide(self) -> u128 {
+        self as u128
+    }
+    fn sort(keys: &mut Vec<Self>, used_bits: u32) {
+        if keys.len() < 512 {
+            keys.sort_unstable();
+        } else {
+            radix_sort_u64(keys, used_bits);
+        }
+    }
+}
+
+impl Key for u128 {
+    const ZERO: Self = 0;
+    #[inline]
+    fn push(self, bits: u32, x: u32) -> Self {
+        (self << bits) | x as u128
+    }
+    #[inline]
+    fn wide(self) -> u128 {
+        self
+    }
+}
+
+fn rle<K: Key>(keys: &[K]) -> (Vec<K>, Vec<u64>) {
+    let mut ks: Vec<K> = Vec::new();
+    let mut cs: Vec<u64> = Vec::new();
+    for &k in keys {
+        match ks.last() {
+            Some(&last) if last == k => {
+                if let Some(c) = cs.last_mut() {
+                    *c += 1;
+                }
+            }
+            _ => {
+                ks.push(k);
+                cs.push(1);
+            }
+        }
+    }
+    (ks, cs)
+}
+
+fn merge_k<K: Key>(a: (Vec<K>, Vec<u64>), b: (Vec<K>, Vec<u64>)) -> (Vec<K>, Vec<u64>) {
+    if a.0.is_empty() {
+        return b;
+    }
+    if b.0.is_empty() {
+        return a;
+    }
+    let (ak, ac) = a;
+    let (bk, bc) = b;
+    let mut ok = Vec::with_capacity(ak.len() + bk.len());
+    let mut oc = Vec::with_capacity(ak.len() + bk.len());
+    let (mut i, mut j) = (0, 0);
+    while i < ak.len() && j < bk.len() {
+        if ak[i] < bk[j] {
+            ok.push(ak[i]);
+            oc.push(ac[i]);
+            i += 1;
+        } else if bk[j] < ak[i] {
+            ok.push(bk[j]);
+            oc.push(bc[j]);
+            j += 1;
+        } else {
+            ok.push(ak[i]);
+            oc.push(ac[i] + bc[j]);
+            i += 1;
+            j += 1;
+        }
+    }
+    ok.extend_from_slice(&ak[i..]);
+    oc.extend_from_slice(&ac[i..]);
+    ok.extend_from_slice(&bk[j..]);
+    oc.extend_from_slice(&bc[j..]);
+    (ok, oc)
+}
+
 /// Count the windows of length `n` of the padded `stream` that stay inside one sentence (no `</s>`
 /// before the window's last position).
 fn count_order(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: usize) -> Run {
+    if n as u32 * bits <= 64 {
+        count_order_k::<u64>(stream, n, bits, eos, chunk)
+    } else {
+        count_order_k::<u128>(stream, n, bits, eos, chunk)
+    }
+}
+
+fn count_order_k<K: Key>(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: usize) -> Run {
     if stream.len() < n {
         return Run::default();
     }
     let ends = n - 1..stream.len();
     let starts: Vec<usize> = ends.clone().step_by(chunk).collect();
-    starts
+    let (keys, counts) = starts
         .par_iter()
         .map(|&s| {
             let e = (s + chunk).min(stream.len());
-            let mut keys = Vec::with_capacity(e - s);
+            let mut keys: Vec<K> = Vec::with_capacity(e - s);
             'win: for end in s..e {
                 let win = &stream[end + 1 - n..=end];
-                let mut k = 0u128;
+                let mut k = K::ZERO;
                 for (i, &x) in win.iter().enumerate() {
                     if x == eos && i + 1 < n {
                         continue 'win;
                     }
-                    k = (k << bits) | x as u128;
+                    k = k.push(bits, x);
                 }
                 keys.push(k);
             }
-            keys.sort_unstable();
-            Run::from_sorted(&keys)
+            K::sort(&mut keys, n as u32 * bits);
+            rle(&keys)
         })
-        .reduce(Run::default, |a, b| Run::merge(&a, &b))
+        .reduce(|| (Vec::new(), Vec::new()), merge_k);
+    Run { keys: keys.into_iter().map(Key::wide).collect(), counts }
 }
 
 #[cfg(test)]
@@ -377,10 +509,12 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn counts_match_brute_force(sents in proptest::collection::vec(proptest::collection::vec(0u32..6, 0..9), 0..7),
-                                    order in 1usize..5, chunk in 1usize..7) {
+                                    order in 1usize..5, chunk in 1usize..7, wide in proptest::bool::ANY) {
+            // a large vocabulary makes order >= 4 use 128-bit keys
+            let v = if wide { 1 << 20 } else { 6 };
             let (toks, off) = flat(&sents);
-            let c = NGramCounts::count(&toks, &off, order, 6, chunk).unwrap();
-            let want = brute(&sents, order, 6);
+            let c = NGramCounts::count(&toks, &off, order, v, chunk).unwrap();
+            let want = brute(&sents, order, v);
             for n in 1..=order {
                 let (ids, counts) = c.ngrams(n).unwrap();
                 let got: HashMap<Vec<u32>, u64> = ids.chunks(n).map(|x| x.to_vec()).zip(counts).collect();
@@ -390,9 +524,55 @@ mod tests {
             let h = sents.len() / 2;
             let (t1, o1) = flat(&sents[..h]);
             let (t2, o2) = flat(&sents[h..]);
-            let a = NGramCounts::count(&t1, &o1, order, 6, chunk).unwrap();
-            let b = NGramCounts::count(&t2, &o2, order, 6, chunk).unwrap();
+            let a = NGramCounts::count(&t1, &o1, order, v, chunk).unwrap();
+            let b = NGramCounts::count(&t2, &o2, order, v, chunk).unwrap();
             proptest::prop_assert_eq!(a.merge(&b).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn radix_sort_matches_std_sort() {
+        let mut x: u64 = 12345;
+        for used in [1u32, 11, 15, 22, 45, 60, 64] {
+            let mask = if used == 64 { u64::MAX } else { (1u64 << used) - 1 };
+            let mut a: Vec<u64> = (0..5000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x & mask
+                })
+                .collect();
+            let mut b = a.clone();
+            radix_sort_u64(&mut a, used);
+            b.sort_unstable();
+            assert_eq!(a, b);
+        }
+        // a long stream exercises the radix path of counting against the 128-bit path
+        let toks: Vec<u32> = (0..20_000u32).map(|i| (i * 7919) % 301 % 37).collect();
+        let offs: Vec<usize> = (0..=400).map(|i| i * 50).collect();
+        let narrow = NGramCounts::count(&toks, &offs, 3, 40, 3000).unwrap();
+        let wide = NGramCounts::count(&toks, &offs, 3, 1 << 30, 3000).unwrap();
+        for n in 1..=3 {
+            let (a, ca) = narrow.ngrams(n).unwrap();
+            let (b, cb) = wide.ngrams(n).unwrap();
+            let sp_n = Specials::new(40).unwrap();
+            let sp_w = Specials::new(1 << 30).unwrap();
+            let remap = |x: u32| {
+                if x == sp_w.bos {
+                    sp_n.bos
+                } else if x == sp_w.eos {
+                    sp_n.eos
+                } else {
+                    x
+                }
+            };
+            let b: Vec<u32> = b.into_iter().map(remap).collect();
+            let mut pa: Vec<(Vec<u32>, u64)> = a.chunks(n).map(|c| c.to_vec()).zip(ca).collect();
+            let mut pb: Vec<(Vec<u32>, u64)> = b.chunks(n).map(|c| c.to_vec()).zip(cb).collect();
+            pa.sort();
+            pb.sort();
+            assert_eq!(pa, pb);
         }
     }
 

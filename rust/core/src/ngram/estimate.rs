@@ -65,6 +65,32 @@ pub fn discounts_from(t: &[u64; 5]) -> Option<[f64; 3]> {
     Some(d)
 }
 
+/// For each key of sorted `a`, its index in sorted `b` (merge walk: sequential memory access).
+pub fn join_sorted(a: &[u128], b: &[u128]) -> Vec<Option<usize>> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut j = 0;
+    for &k in a {
+        while j < b.len() && b[j] < k {
+            j += 1;
+        }
+        out.push(if j < b.len() && b[j] == k { Some(j) } else { None });
+    }
+    out
+}
+
+/// For each (unsorted) query, its index in sorted `b`: sort the queries, then merge.
+pub fn join_unsorted(queries: &[u128], b: &[u128]) -> Vec<Option<usize>> {
+    let mut q: Vec<(u128, u32)> = queries.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+    q.par_sort_unstable();
+    let sorted: Vec<u128> = q.iter().map(|x| x.0).collect();
+    let hit = join_sorted(&sorted, b);
+    let mut out = vec![None; queries.len()];
+    for (&(_, i), h) in q.iter().zip(hit) {
+        out[i as usize] = h;
+    }
+    out
+}
+
 struct Groups {
     /// Context keys of the groups (sorted).
     ctx: Vec<u128>,
@@ -109,19 +135,15 @@ pub fn estimate_mkn(c: &NGramCounts, fallback: Option<[f64; 3]>) -> Result<Level
         let mut suf: Vec<u128> = hi.keys.par_iter().map(|k| k & mask).collect();
         suf.par_sort_unstable();
         let cont = Run::from_sorted(&suf);
+        let at = join_sorted(&run.keys, &cont.keys);
         let a: Vec<u64> = run
             .keys
-            .par_iter()
-            .zip(run.counts.par_iter())
-            .map(|(&k, &raw)| {
-                if key_id(k, n, 0, bits) == sp.bos {
-                    raw
-                } else {
-                    match cont.keys.binary_search(&k) {
-                        Ok(i) => cont.counts[i],
-                        Err(_) => raw,
-                    }
-                }
+            .iter()
+            .zip(&run.counts)
+            .zip(at)
+            .map(|((&k, &raw), j)| match j {
+                Some(j) if key_id(k, n, 0, bits) != sp.bos => cont.counts[j],
+                _ => raw,
             })
             .collect();
         adj.push(a);
@@ -234,16 +256,17 @@ pub fn estimate_mkn(c: &NGramCounts, fallback: Option<[f64; 3]>) -> Result<Level
         let lower_keys = if n > 2 { Some(&c.level(n - 1)?.keys) } else { None };
         let lower = &probs[n - 2];
         let mask = low_mask(n - 1, bits);
-        let p: Result<Vec<f64>> = keys
+        let suffixes: Vec<u128> = keys.par_iter().map(|&k| k & mask).collect();
+        let at = lower_keys.map(|lk| join_unsorted(&suffixes, lk));
+        let p: Result<Vec<f64>> = suffixes
             .par_iter()
             .enumerate()
-            .map(|(i, &k)| {
-                let s = k & mask;
-                let pl = match lower_keys {
+            .map(|(i, &s)| {
+                let pl = match &at {
                     None => p1.get(s as usize).copied().ok_or_else(|| err_internal("unigram id"))?,
-                    Some(lk) => match lk.binary_search(&s) {
-                        Ok(j) => lower[j],
-                        Err(_) => return Err(err_internal("missing suffix n-gram")),
+                    Some(at) => match at[i] {
+                        Some(j) => lower[j],
+                        None => return Err(err_internal("missing suffix n-gram")),
                     },
                 };
                 Ok(u[n - 1][i] + entry_gamma[n - 1][i] * pl)
@@ -278,7 +301,11 @@ pub fn estimate_mkn(c: &NGramCounts, fallback: Option<[f64; 3]>) -> Result<Level
         bo_out.push(if n == big_n {
             Vec::new()
         } else {
-            keys.par_iter().map(|&k| backoff_of(n, k).ln() as f32).collect()
+            let g = &groups[n];
+            join_sorted(&keys, &g.ctx)
+                .into_iter()
+                .map(|j| j.map_or(0.0, |j| g.gamma[j].ln() as f32))
+                .collect()
         });
         keys_out.push(keys);
     }
@@ -365,7 +392,14 @@ pub fn estimate_mle(c: &NGramCounts, weights: &[f64]) -> Result<Levels> {
     let mut bo_out = Vec::new();
     for n in 2..=big_n {
         let keys = c.level(n)?.keys.clone();
-        bo_out.push(if n == big_n { Vec::new() } else { keys.par_iter().map(|&k| is_ctx(n, k)).collect() });
+        bo_out.push(if n == big_n {
+            Vec::new()
+        } else {
+            join_sorted(&keys, &ctxs[n])
+                .into_iter()
+                .map(|j| if j.is_some() { 0.0 } else { f32::NEG_INFINITY })
+                .collect()
+        });
         prob_out.push(std::mem::take(&mut probs[n - 1]));
         keys_out.push(keys);
     }

@@ -195,6 +195,36 @@ impl NGramLM {
     /// Natural-log probabilities of `tokens` after the context `ctx` (already cut to at most
     /// `order - 1` valid ids).
     pub fn score_context(&self, ctx: &[u32], tokens: &[u32], out: &mut [f32]) {
+        // Issue every probe of this query before reading any, so their cache misses overlap.
+        if tokens.len() <= 4 {
+            self.prefetch(ctx, tokens, false);
+            self.prefetch(ctx, tokens, true);
+        }
+        self.score_context_now(ctx, tokens, out);
+    }
+
+    /// Prefetch the directory slots (`buckets == false`) or the buckets of every probe of a query.
+    #[inline]
+    fn prefetch(&self, ctx: &[u32], tokens: &[u32], buckets: bool) {
+        let l = ctx.len();
+        let go = |t: &Table, h: u64| if buckets { t.prefetch_bucket(h) } else { t.prefetch_dir(h) };
+        let mut hc = self.seed;
+        for m in 1..=l {
+            hc = step(hc, ctx[l - m]);
+            if m >= 2 {
+                go(&self.tables[m - 2], hc);
+            }
+        }
+        for &w in tokens {
+            let mut hw = step(self.seed, w);
+            for m in 1..=l {
+                hw = step(hw, ctx[l - m]);
+                go(&self.tables[m - 1], hw);
+            }
+        }
+    }
+
+    fn score_context_now(&self, ctx: &[u32], tokens: &[u32], out: &mut [f32]) {
         let mut bo = [0f32; MAX_ORDER];
         let found = self.contexts(ctx, &mut bo);
         let l = ctx.len();
@@ -290,16 +320,36 @@ impl NGramLM {
         if b == 0 || k == 0 {
             return Ok(out);
         }
-        let run = |(r, o): (usize, &mut [f32])| -> Result<()> {
-            let mut buf = [0u32; MAX_ORDER];
-            let len = self.row_context(&contexts[r * l..(r + 1) * l], &mut buf)?;
-            self.score_context(&buf[..len], &toks[r * k..(r + 1) * k], o);
+        // Rows go in groups of G: the probes of the whole group are prefetched in two rounds
+        // (directory slots, then buckets) before any is read, so cache misses of different rows overlap.
+        const G: usize = 8;
+        let run = |(g, o): (usize, &mut [f32])| -> Result<()> {
+            let r0 = g * G;
+            let rows = o.len() / k;
+            let mut bufs = [[0u32; MAX_ORDER]; G];
+            let mut lens = [0usize; G];
+            for i in 0..rows {
+                let r = r0 + i;
+                lens[i] = self.row_context(&contexts[r * l..(r + 1) * l], &mut bufs[i])?;
+            }
+            if k <= 4 {
+                for round in [false, true] {
+                    for i in 0..rows {
+                        let r = r0 + i;
+                        self.prefetch(&bufs[i][..lens[i]], &toks[r * k..(r + 1) * k], round);
+                    }
+                }
+            }
+            for (i, oi) in o.chunks_mut(k).enumerate() {
+                let r = r0 + i;
+                self.score_context_now(&bufs[i][..lens[i]], &toks[r * k..(r + 1) * k], oi);
+            }
             Ok(())
         };
         if b * k < 2048 {
-            out.chunks_mut(k).enumerate().try_for_each(run)?;
+            out.chunks_mut(k * G).enumerate().try_for_each(run)?;
         } else {
-            out.par_chunks_mut(k).enumerate().with_min_len((4096 / k).max(1)).try_for_each(run)?;
+            out.par_chunks_mut(k * G).enumerate().with_min_len((4096 / (k * G)).max(1)).try_for_each(run)?;
         }
         Ok(out)
     }

@@ -140,6 +140,18 @@ pub fn bucket_bits(m: usize) -> u32 {
 }
 
 #[inline]
+fn prefetch(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it never faults
+        // and has no effect on program state, whatever the address.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[inline]
 fn split(f: u64, b: u32) -> (usize, u32) {
     let bucket = if b == 0 { 0 } else { (f >> (64 - b)) as usize };
     let fp = ((f << b) >> 32) as u32;
@@ -183,6 +195,30 @@ impl Table {
             prob: Buf::Owned(p),
             bo: Buf::Owned(o),
         }))
+    }
+
+    /// Hint the CPU to load the directory slot of `h` (lookups of one query are issued together so
+    /// their cache misses overlap).
+    #[inline]
+    pub fn prefetch_dir(&self, h: u64) {
+        let (bucket, _) = split(fmix64(h), self.b);
+        if let Some(p) = self.dir.as_slice().get(bucket) {
+            prefetch(p as *const u32 as *const i8);
+        }
+    }
+
+    /// Hint the CPU to load the fingerprints and probabilities of `h`'s bucket.
+    #[inline]
+    pub fn prefetch_bucket(&self, h: u64) {
+        let (bucket, _) = split(fmix64(h), self.b);
+        if let Some(&lo) = self.dir.as_slice().get(bucket) {
+            if let Some(p) = self.fp.as_slice().get(lo as usize) {
+                prefetch(p as *const u32 as *const i8);
+            }
+            if let Some(p) = self.prob.as_slice().get(lo as usize) {
+                prefetch(p as *const f32 as *const i8);
+            }
+        }
     }
 
     /// Entry index of the n-gram with pre-final hash `h`, if stored.

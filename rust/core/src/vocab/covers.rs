@@ -147,28 +147,27 @@ pub fn range_logsumexp(
     arg: &str,
 ) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(rows.len());
+    let mut buf: Vec<f32> = Vec::new();
     for ((&row, &l), &h) in rows.iter().zip(lo).zip(hi) {
         let base = row as usize * cols;
         let (l, h) = (l as usize, h as usize);
         if h > sorted.len() || l > h || base + cols > lp.len() {
             return Err(CoreError::invalid(arg, "row or range outside the array"));
         }
-        let ids = &sorted[l..h];
-        let mut m = f32::NEG_INFINITY;
-        for &id in ids {
-            let x = lp[base + id as usize];
-            if x.is_nan() || x == f32::INFINITY {
-                return Err(CoreError::non_finite(arg, format!("row {row} holds NaN or +inf (token {id})")));
-            }
-            m = m.max(x);
+        let row_vals = &lp[base..base + cols];
+        // Gather once into a contiguous buffer, then max and sum run over it.
+        buf.clear();
+        buf.extend(sorted[l..h].iter().map(|&id| row_vals[id as usize]));
+        if buf.iter().fold(false, |bad, &x| bad | x.is_nan() | (x == f32::INFINITY)) {
+            return Err(CoreError::non_finite(arg, format!("row {row} holds NaN or +inf in the range")));
         }
+        let m = buf.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if m == f32::NEG_INFINITY {
             out.push(f64::NEG_INFINITY);
             continue;
         }
-        let m = m as f64;
-        let s: f64 = ids.iter().map(|&id| (lp[base + id as usize] as f64 - m).exp()).sum();
-        out.push(m + s.ln());
+        let s: f64 = buf.iter().map(|&x| (x - m).exp() as f64).sum();
+        out.push(m as f64 + s.ln());
     }
     Ok(out)
 }
@@ -275,8 +274,8 @@ pub fn gfd_layout(
     Ok(out)
 }
 
-/// Score a [`GfdLayout`] from the model rows `lp` (`[rows, cols]`, row-major):
-/// returns per beam (log P(T | context) under the approximation, log P(committed tokens | context)).
+/// Score a [`GfdLayout`] from the model rows `lp` (`[rows, cols]`, row-major; any NaN or +inf
+/// is a `NonFinite` error naming the row): returns per beam (log P(T | context) under the approximation, log P(committed tokens | context)).
 pub fn gfd_score(
     v: &ByteVocab,
     layout: &GfdLayout,
@@ -293,6 +292,22 @@ pub fn gfd_score(
                 v.len(),
                 lp.len()
             ),
+        ));
+    }
+    let consistent = layout.row_offsets.len() == layout.n_commit.len() + 1
+        && layout.row_offsets.last().is_some_and(|&e| e as usize == n_rows)
+        && layout.row_offsets.windows(2).all(|w| w[0] <= w[1])
+        && layout.row_next.len() == n_rows
+        && layout.row_hi.len() == n_rows
+        && layout.row_next.iter().all(|&t| t == NONE || (t as usize) < v.len())
+        && layout.row_lo.iter().zip(&layout.row_hi).all(|(&l, &h)| l <= h && h as usize <= v.n_match());
+    if !consistent {
+        return Err(CoreError::invalid("layout", "does not belong to this vocabulary"));
+    }
+    if let Some(row) = first_bad_row(lp, cols) {
+        return Err(CoreError::non_finite(
+            arg,
+            format!("row {row} holds NaN or +inf (log-probabilities must be <= 0)"),
         ));
     }
     let rows: Vec<u32> = (0..n_rows as u32).collect();
@@ -327,6 +342,12 @@ pub fn gfd_score(
         committed.push(com);
     }
     Ok((logp, committed))
+}
+
+/// First row of a row-major `[_, cols]` array holding NaN or +inf (branch-free scan per row).
+pub fn first_bad_row(lp: &[f32], cols: usize) -> Option<usize> {
+    lp.chunks(cols.max(1))
+        .position(|row| row.iter().fold(false, |bad, &x| bad | x.is_nan() | (x == f32::INFINITY)))
 }
 
 /// `log Σ exp(x)` in f64; -inf for an empty slice or all -inf.

@@ -49,7 +49,7 @@ const MAGIC: &[u8; 8] = b"SFVOCAB1";
 /// permutation of `0..len` while byte queries only ever return ordinary tokens.
 ///
 /// Memory, for n tokens of B bytes in total: B + 4(n+1) (offsets) + 4n (sorted) + 4n (rank)
-/// + n (kinds) + 4·65 794 (bucket table) bytes; see [`ByteVocab::index_bytes`].
+/// + 4n (key4) + n (kinds) + 4·65 794 (bucket table) bytes; see [`ByteVocab::index_bytes`].
 #[derive(Debug, Clone)]
 pub struct ByteVocab {
     /// Token bytes, concatenated in sorted order.
@@ -68,6 +68,36 @@ pub struct ByteVocab {
     max_len: usize,
     /// `bucket[k]` = first sorted position whose bucket key is >= k (over ordinary tokens).
     bucket: Vec<u32>,
+    /// Per ordinary sorted position: bytes 2..6 as a big-endian u32 (zero-padded), so the search
+    /// inside a bucket runs over one contiguous array; non-decreasing along the sorted order.
+    key4: Vec<u32>,
+}
+
+/// Big-endian u64 of `t[2..10]`, zero-padded (the high half is [`key4`]).
+#[inline]
+fn key8_from2(t: &[u8]) -> u64 {
+    if let Some(w) = t.get(2..10) {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(w); // fixed size: compiles to one load
+        return u64::from_be_bytes(k);
+    }
+    // Short token: shift its bytes in one at a time (avoids a variable-length copy call).
+    let mut k = 0u64;
+    for i in 0..8 {
+        k = (k << 8) | t.get(2 + i).copied().unwrap_or(0) as u64;
+    }
+    k
+}
+
+/// Big-endian u32 of `t[2..6]`, zero-padded: `t < p` whenever `key4(t) < key4(p)` (same first 2 bytes).
+#[inline]
+fn key4(t: &[u8]) -> u32 {
+    let mut k = [0u8; 4];
+    if t.len() > 2 {
+        let m = (t.len() - 2).min(4);
+        k[..m].copy_from_slice(&t[2..2 + m]);
+    }
+    u32::from_be_bytes(k)
 }
 
 impl ByteVocab {
@@ -144,61 +174,88 @@ impl ByteVocab {
             &data[offsets[i] as usize..offsets[i + 1] as usize]
         };
 
-        // Ordinary ids sorted by (bytes, id): stable LSD radix sort on the first 8 bytes (ids enter in
-        // ascending order, so ties stay ordered by id), then equal-key runs sorted by full bytes.
-        let ordinary: Vec<u32> =
-            (0..n as u32).filter(|&i| kinds[i as usize] == TokenKind::Bytes as u8).collect();
-        let keys: Vec<u64> = ordinary
-            .iter()
-            .map(|&i| {
-                let t = tok(i);
-                let mut k = [0u8; 8];
-                let m = t.len().min(8);
-                k[..m].copy_from_slice(&t[..m]);
-                u64::from_be_bytes(k)
-            })
-            .collect();
-        let (mut sorted, keys) = radix_sort_by_key(ordinary, keys);
-        let mut start = 0;
-        while start < sorted.len() {
-            let mut end = start + 1;
-            while end < sorted.len() && keys[end] == keys[start] {
-                end += 1;
-            }
-            if end - start > 1 {
-                sorted[start..end].sort_unstable_by(|&a, &b| tok(a).cmp(tok(b)).then(a.cmp(&b)));
-            }
-            start = end;
-        }
-        let n_match = sorted.len();
-        sorted.extend((0..n as u32).filter(|&i| kinds[i as usize] != TokenKind::Bytes as u8));
-        sorted.shrink_to_fit();
-        kinds.shrink_to_fit();
-
-        let mut sdata = Vec::with_capacity(data.len());
-        let mut soff = Vec::with_capacity(n + 1);
-        let mut rank = vec![0u32; n];
-        soff.push(0u32);
-        let mut max_len = 0;
-        for (r, &id) in sorted.iter().enumerate() {
-            let t = tok(id);
-            if r < n_match {
-                max_len = max_len.max(t.len());
-            }
-            sdata.extend_from_slice(t);
-            soff.push(sdata.len() as u32);
-            rank[id as usize] = r as u32;
-        }
-        drop(data);
-
+        // Ordinary ids sorted by (bytes, id): one counting pass by two-byte bucket (which also gives
+        // the bucket table), then each bucket sorted by (bytes 2..10 as a u64, id) and runs of equal
+        // keys (tokens sharing 10 bytes, or zero-padding ties) fixed by full comparison.
         let mut counts = vec![0u32; N_BUCKETS + 1];
-        for r in 0..n_match {
-            counts[bucket_key(&sdata[soff[r] as usize..soff[r + 1] as usize]) + 1] += 1;
+        for i in 0..n {
+            if kinds[i] == TokenKind::Bytes as u8 {
+                counts[bucket_key(tok(i as u32)) + 1] += 1;
+            }
         }
         for k in 1..counts.len() {
             counts[k] += counts[k - 1];
         }
-        Ok(ByteVocab { sdata, soff, sorted, rank, kinds, n_match, max_len, bucket: counts })
+        let n_match = counts[N_BUCKETS] as usize;
+        let mut fill = counts.clone();
+        let mut pairs = vec![(0u64, 0u32); n_match];
+        for i in 0..n as u32 {
+            if kinds[i as usize] == TokenKind::Bytes as u8 {
+                let t = tok(i);
+                let slot = &mut fill[bucket_key(t)];
+                pairs[*slot as usize] = (key8_from2(t), i);
+                *slot += 1;
+            }
+        }
+        for k in 0..N_BUCKETS {
+            let (s, e) = (counts[k] as usize, counts[k + 1] as usize);
+            if e - s > 1 {
+                let run = &mut pairs[s..e];
+                // Keys only: equal keys are re-sorted below by (bytes, id) anyway.
+                run.sort_unstable_by_key(|p| p.0);
+                let mut a = 0;
+                while a < run.len() {
+                    let mut b = a + 1;
+                    while b < run.len() && run[b].0 == run[a].0 {
+                        b += 1;
+                    }
+                    if b - a > 1 {
+                        run[a..b].sort_unstable_by(|x, y| tok(x.1).cmp(tok(y.1)).then(x.1.cmp(&y.1)));
+                    }
+                    a = b;
+                }
+            }
+        }
+        let key4s: Vec<u32> = pairs.iter().map(|p| (p.0 >> 32) as u32).collect();
+        let mut sorted: Vec<u32> = Vec::with_capacity(n);
+        sorted.extend(pairs.iter().map(|p| p.1));
+        drop(pairs);
+        sorted.extend((0..n as u32).filter(|&i| kinds[i as usize] != TokenKind::Bytes as u8));
+        sorted.shrink_to_fit();
+        kinds.shrink_to_fit();
+
+        // Lay the bytes out in sorted order. Short tokens are moved as one fixed 16-byte block (the
+        // buffers carry 16 bytes of slack), which avoids a variable-length copy call per token.
+        const BLOCK: usize = 16;
+        let total = data.len();
+        let mut src = data;
+        src.resize(total + BLOCK, 0);
+        let mut sdata = vec![0u8; total + BLOCK];
+        let mut soff = Vec::with_capacity(n + 1);
+        let mut rank = vec![0u32; n];
+        soff.push(0u32);
+        let mut max_len = 0;
+        let mut p = 0usize;
+        for (r, &id) in sorted.iter().enumerate() {
+            let (o, e) = (offsets[id as usize] as usize, offsets[id as usize + 1] as usize);
+            let len = e - o;
+            if r < n_match {
+                max_len = max_len.max(len);
+            }
+            if len <= BLOCK {
+                sdata[p..p + BLOCK].copy_from_slice(&src[o..o + BLOCK]);
+            } else {
+                sdata[p..p + len].copy_from_slice(&src[o..e]);
+            }
+            p += len;
+            soff.push(p as u32);
+            rank[id as usize] = r as u32;
+        }
+        sdata.truncate(total);
+        sdata.shrink_to_fit();
+        drop(src);
+
+        Ok(ByteVocab { sdata, soff, sorted, rank, kinds, n_match, max_len, bucket: counts, key4: key4s })
     }
 
     /// Number of ids (ordinary, missing and special).
@@ -265,7 +322,8 @@ impl ByteVocab {
             + 4 * (self.soff.capacity()
                 + self.sorted.capacity()
                 + self.rank.capacity()
-                + self.bucket.capacity())
+                + self.bucket.capacity()
+                + self.key4.capacity())
             + self.kinds.capacity()
     }
 
@@ -281,6 +339,23 @@ impl ByteVocab {
             }
         }
         lo
+    }
+
+    /// Like [`Self::partition`] but probing lo, lo+1, lo+3, ... first: O(log k) for an answer
+    /// k positions after `lo` (answers are usually close: ranges of long prefixes are small).
+    #[inline]
+    fn gallop(&self, lo: usize, hi: usize, pred: impl Fn(usize) -> bool) -> usize {
+        let mut step = 1usize;
+        let mut start = lo;
+        while start < hi && pred(start) {
+            let next = start + step;
+            if next >= hi || !pred(next) {
+                return self.partition(start + 1, next.min(hi), pred);
+            }
+            start = next + 1;
+            step *= 2;
+        }
+        start
     }
 
     /// Sorted positions `(lo, hi)` of the ordinary tokens whose bytes start with `prefix`
@@ -300,13 +375,25 @@ impl ByteVocab {
         };
         if prefix.len() > 2 && lo < hi {
             let rest = &prefix[2..];
-            // Every token in lo..hi starts with prefix[..2]; compare the remainder only.
-            lo = self.partition(lo, hi, |r| &self.at(r)[2..] < rest);
-            hi = self.partition(lo, hi, |r| self.at(r)[2..].starts_with(rest));
+            // Every token in lo..hi starts with prefix[..2]. Binary search on the contiguous key4
+            // array first; tokens below the key are below the prefix, and the remaining ones
+            // below the prefix share its key, so a gallop over full comparisons finishes.
+            let q = key4(prefix);
+            let k4 = &self.key4;
+            lo += k4[lo..hi].partition_point(|&k| k < q);
+            if rest.len() <= 4 && !rest.contains(&0) {
+                // Zero-free short prefix: the keys alone decide. A token with key >= q starts with
+                // or follows the prefix, and it starts with it iff its first |rest| key bytes match.
+                let shift = 8 * (4 - rest.len()) as u32;
+                hi = lo + k4[lo..hi].partition_point(|&k| k >> shift == q >> shift);
+            } else {
+                lo = self.gallop(lo, hi, |r| &self.at(r)[2..] < rest);
+                hi = self.gallop(lo, hi, |r| self.at(r)[2..].starts_with(rest));
+            }
         }
         if strict {
             let m = prefix.len();
-            lo = self.partition(lo, hi, |r| self.len_at(r) == m);
+            lo = self.gallop(lo, hi, |r| self.len_at(r) == m);
         }
         (lo, hi)
     }
@@ -330,15 +417,29 @@ impl ByteVocab {
 
     /// Calls `f(len, lo, hi)` for every length `len >= 1` such that the ordinary tokens equal to
     /// `data[..len]` are the sorted positions `lo..hi` (non-empty), in increasing `len`.
-    /// Walks at most `min(|data|, max_token_len)` bytes, narrowing one range byte by byte.
+    /// Walks at most `min(|data|, max_token_len)` bytes: depths 1-2 from the bucket table, then one
+    /// range narrowed byte by byte.
     pub fn for_each_prefix(&self, data: &[u8], mut f: impl FnMut(usize, usize, usize)) {
         let limit = data.len().min(self.max_len);
-        let (mut lo, mut hi) = (0usize, self.n_match);
-        let mut d = 0;
+        if limit == 0 {
+            return;
+        }
+        // Depths 1 and 2 come straight from the bucket table.
+        let b = &self.bucket;
+        let k1 = 1 + data[0] as usize * 257;
+        if b[k1 + 1] > b[k1] {
+            f(1, b[k1] as usize, b[k1 + 1] as usize);
+        }
+        if limit == 1 {
+            return;
+        }
+        let k2 = k1 + 1 + data[1] as usize;
+        let (mut lo, mut hi) = (b[k2] as usize, b[k2 + 1] as usize);
+        let mut d = 2;
         // Invariant: lo..hi are the tokens starting with data[..d]; those equal to it come first.
         while lo < hi {
-            let exact_end = self.partition(lo, hi, |r| self.len_at(r) == d);
-            if d >= 1 && exact_end > lo {
+            let exact_end = self.gallop(lo, hi, |r| self.len_at(r) == d);
+            if exact_end > lo {
                 f(d, lo, exact_end);
             }
             if d == limit {
@@ -433,40 +534,6 @@ impl ByteVocab {
         Self::from_parts(body.to_vec(), &offsets, kinds, &specials)
             .map_err(|e| fmt(16, &format!("inconsistent content: {e}")))
     }
-}
-
-/// Stable LSD radix sort of `ids` by `keys` (u64, byte digits); returns (ids, keys) sorted.
-fn radix_sort_by_key(mut ids: Vec<u32>, mut keys: Vec<u64>) -> (Vec<u32>, Vec<u64>) {
-    let n = ids.len();
-    let mut hist = vec![[0usize; 256]; 8];
-    for &k in &keys {
-        for (d, h) in hist.iter_mut().enumerate() {
-            h[((k >> (8 * d)) & 0xff) as usize] += 1;
-        }
-    }
-    let mut ids2 = vec![0u32; n];
-    let mut keys2 = vec![0u64; n];
-    for (d, h) in hist.iter().enumerate() {
-        if h.contains(&n) {
-            continue; // every key has the same digit here
-        }
-        let mut pos = [0usize; 256];
-        let mut acc = 0;
-        for (p, &c) in pos.iter_mut().zip(h.iter()) {
-            *p = acc;
-            acc += c;
-        }
-        for i in 0..n {
-            let k = keys[i];
-            let b = ((k >> (8 * d)) & 0xff) as usize;
-            ids2[pos[b]] = ids[i];
-            keys2[pos[b]] = k;
-            pos[b] += 1;
-        }
-        std::mem::swap(&mut ids, &mut ids2);
-        std::mem::swap(&mut keys, &mut keys2);
-    }
-    (ids, keys)
 }
 
 #[cfg(test)]
@@ -566,7 +633,30 @@ mod tests {
         let v = ByteVocab::from_tokens(toks.iter().map(|t| Some(&t[..])), &[]).unwrap();
         let bytes = v.index_bytes();
         let data: usize = toks.iter().map(|t| t.len()).sum();
-        assert!(bytes <= data + 13 * 150_001 + 4 * N_BUCKETS + 64, "{bytes}");
+        assert!(bytes <= data + 17 * 150_001 + 4 * N_BUCKETS + 64, "{bytes}");
         assert!(bytes < 4_000_000, "{bytes}");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn timing_build() {
+        let mut x = 12345u64;
+        let toks: Vec<Vec<u8>> = (0..150_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = 1 + (x % 12) as usize;
+                (0..n).map(|k| b"etaoinshrd lcum"[((x >> (4 * k)) % 15) as usize]).collect()
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let v = ByteVocab::from_tokens(toks.iter().map(|t| Some(&t[..])), &[]).unwrap();
+        eprintln!("build {:?} n={}", t.elapsed(), v.len());
     }
 }
