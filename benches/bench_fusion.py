@@ -85,10 +85,19 @@ def _ngram() -> Case:
     beam = FusionDecoder(s["norec"], None, weight=0.0, beam_size=BEAMS, max_len=STEPS)
     feats = s["feats"]
     r = gfd.decode(feats)
+    # per-step times without the encoder (median over 3 decodes each)
+    g = sorted(sum(gfd.decode(feats).step_s) for _ in range(3))[1] / STEPS
+    b = sorted(sum(beam.decode(feats).step_s) for _ in range(3))[1] / STEPS
     return Case(
         ours=lambda: gfd.decode(feats),
         baselines={"whisper beam search alone": lambda: beam.decode(feats)},
-        info={"steps": r.steps, "lm_calls_per_step": r.lm_calls / max(r.steps, 1)},
+        info={
+            "steps": r.steps,
+            "lm_calls_per_step": r.lm_calls / max(r.steps, 1),
+            "gfd_step_ms": round(1000 * g, 2),
+            "beam_step_ms": round(1000 * b, 2),
+            "step_ratio_excl_encoder": round(g / b, 3),
+        },
         per=STEPS,
         repeats=3,
         baseline_repeats=3,

@@ -126,7 +126,7 @@ class HFCausalLM:
             raise InvalidArgumentError("prefix_ids: an HF causal LM needs at least one start id (e.g. BOS)")
         self.keep_steps = keep_steps
         self.use_cache = use_cache
-        self._store: dict[tuple[int, ...], tuple[list[tuple[Any, Any]], int]] = {}
+        self._store: dict[tuple[int, ...], tuple[tuple[Any, Any], int]] = {}
         self._call = 0
         self.calls = 0
         self.forward_s = 0.0
@@ -160,36 +160,35 @@ class HFCausalLM:
         lc = max(use)
         r = len(ctxs)
         dev = next(self.model.parameters()).device
-        ids = torch.zeros((r, n_new), dtype=torch.long)
-        mask = torch.zeros((r, lc + n_new), dtype=torch.long)
+        ids_np = np.zeros((r, n_new), dtype=np.int64)
+        mask_np = np.zeros((r, lc + n_new), dtype=np.int64)
         for i, c in enumerate(ctxs):
             new = c[use[i] :]
-            ids[i, n_new - len(new) :] = torch.tensor(new, dtype=torch.long)
-            mask[i, lc - use[i] : lc] = 1
-            mask[i, lc + n_new - len(new) :] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, lc:]
+            ids_np[i, n_new - len(new) :] = new
+            mask_np[i, lc - use[i] : lc] = 1
+            mask_np[i, lc + n_new - len(new) :] = 1
+        ids = torch.from_numpy(ids_np)
+        mask = torch.from_numpy(mask_np)
+        pos = torch.from_numpy(np.maximum(mask_np.cumsum(-1) - 1, 0)[:, lc:])
         past = None
         if lc > 0:
             from transformers import DynamicCache
 
+            # stored entries: (K, V) of shape [layers, heads, length, head_dim]; copy each row's used prefix
+            # right-aligned into one zero-padded [layers, R, heads, lc, head_dim] buffer
+            some = next(iter(self._store.values()))[0][0]
+            n_layers, heads, _, hd = some.shape
+            kp = some.new_zeros((n_layers, r, heads, lc, hd))
+            vp = some.new_zeros((n_layers, r, heads, lc, hd))
+            for i, c in enumerate(ctxs):
+                if use[i] > 0:
+                    k_all, v_all = self._store[c[: cached[i]]][0]
+                    kp[:, i, :, lc - use[i] :] = k_all[:, :, : use[i]]
+                    vp[:, i, :, lc - use[i] :] = v_all[:, :, : use[i]]
+            kp, vp = kp.to(dev), vp.to(dev)
             past = DynamicCache()
-            n_layers = len(next(iter(self._store.values()))[0])
             for layer in range(n_layers):
-                ks, vs = [], []
-                for i, c in enumerate(ctxs):
-                    if use[i] > 0:
-                        k, v = self._store[c[: cached[i]]][0][layer]
-                        k, v = k[:, : use[i]], v[:, : use[i]]
-                    else:
-                        some = next(iter(self._store.values()))[0][layer][0]
-                        k = v = some.new_zeros((some.shape[0], 0, some.shape[2]))
-                    pad = lc - use[i]
-                    if pad:
-                        z = k.new_zeros((k.shape[0], pad, k.shape[2]))
-                        k, v = torch.cat([z, k], 1), torch.cat([z, v], 1)
-                    ks.append(k)
-                    vs.append(v)
-                past.update(torch.stack(ks).to(dev), torch.stack(vs).to(dev), layer)
+                past.update(kp[layer], vp[layer], layer)
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.model(
@@ -202,22 +201,19 @@ class HFCausalLM:
         self.forward_s += time.perf_counter() - t0
         self.tokens_computed += int(sum(len(c) - u for c, u in zip(ctxs, use)))
         if self.use_cache:
-            cache = _out_cache(out)
-            layers = _cache_layers(cache)
+            layers = _cache_layers(_out_cache(out))
+            k_out = torch.stack([k for k, _ in layers]).detach()  # [layers, R, heads, lc + n_new, head_dim]
+            v_out = torch.stack([v for _, v in layers]).detach()
             for i, c in enumerate(ctxs):
-                lo = lc - use[i]
-                entry = [(k[i, :, lo:].detach(), v[i, :, lo:].detach()) for k, v in layers]
-                # drop left padding inside the new block
-                npad = n_new - (len(c) - use[i])
-                if npad:
-                    entry = [
-                        (
-                            torch.cat([k[:, : use[i]], k[:, use[i] + npad :]], 1),
-                            torch.cat([v[:, : use[i]], v[:, use[i] + npad :]], 1),
-                        )
-                        for k, v in entry
-                    ]
-                self._store[c] = (entry, self._call)
+                # keep the row's cached part and its real new tokens (drop both paddings)
+                n_real = len(c) - use[i]
+                if n_real == n_new:
+                    keep: Any = slice(lc - use[i], lc + n_new)
+                else:
+                    keep = torch.cat(
+                        [torch.arange(lc - use[i], lc), torch.arange(lc + n_new - n_real, lc + n_new)]
+                    ).to(k_out.device)
+                self._store[c] = ((k_out[:, i, :, keep], v_out[:, i, :, keep]), self._call)
             stale = [key for key, (_, at) in self._store.items() if self._call - at >= self.keep_steps]
             for key in stale:
                 del self._store[key]
