@@ -129,7 +129,9 @@ def test_tiny_en_weight_zero_equals_hf_generate_beam_search():
         feats = rec.encode(clip.audio)["input_features"]
         with torch.no_grad():
             ref = hf.generate(feats, num_beams=3)[0].tolist()
-        assert [t for t in ours.tokens if t != rec.eos_id] == [t for t in ref if t not in (50257, 50362, 50256)]
+        assert [t for t in ours.tokens if t != rec.eos_id] == [
+            t for t in ref if t not in (50257, 50362, 50256)
+        ]
         assert "prayed" in ours.text
     finally:
         torch.set_num_threads(threads)

@@ -441,3 +441,53 @@ def test_long_form_carries_previous_text_into_lm_prompt():
     r = FusionDecoder(rec, lm, weight=0.2, beam_size=2).decode_long(audio, sampling_rate=1, segment_s=1.0)
     assert r.text == " the sun rose"
     assert any(s.startswith(b" the sun") for s in seen)  # third segment's LM context holds the earlier text
+
+
+def test_ngram_adapter_rows_and_end_of_text_column(lm_tokenizer):
+    from stepfuse.fusion.lms import NGramFusionLM
+    from stepfuse.ngram import NGramLM
+
+    sents = ["In the beginning God created the heaven and the earth.", "And the earth was without form."]
+    ids = [np.asarray(lm_tokenizer.encode(" " + s).ids, dtype=np.int64) for s in sents]
+    ng = NGramLM.train(ids, 3, vocab_size=lm_tokenizer.get_vocab_size())
+    lm = NGramFusionLM(ng, lm_tokenizer)
+    assert lm.prefix_ids == [ng.bos_id] and lm.eos_id == ng.vocab_size
+    ctxs = [[ng.bos_id], [ng.bos_id, *ids[0][:4].tolist()]]
+    out = lm.next_logprobs(ctxs)
+    assert out.shape == (2, ng.vocab_size + 1)
+    for r, c in enumerate(ctxs):
+        for t in (int(ids[0][0]), int(ids[1][2])):
+            assert math.isclose(out[r, t], ng.logprob(c[-2:], t), rel_tol=1e-5, abs_tol=1e-5)
+        assert math.isclose(out[r, -1], ng.logprob(c[-2:], ng.eos_id), rel_tol=1e-5, abs_tol=1e-5)
+        # user ids + </s> (+ <unk>, not a column) make a distribution
+        assert np.exp(out[r].astype(np.float64)).sum() <= 1.0 + 1e-5
+
+
+def test_whisper_prompt_tokens(torch_mods):
+    _torch, transformers = torch_mods
+    from stepfuse.fusion.recognizers import whisper_recognizer
+
+    cfg = transformers.WhisperConfig(
+        vocab_size=51864,
+        num_mel_bins=80,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_source_positions=1500,
+        max_target_positions=64,
+        decoder_start_token_id=50257,
+        eos_token_id=50256,
+    )
+    model = transformers.WhisperForConditionalGeneration(cfg).eval()
+    gc = model.generation_config
+    gc.decoder_start_token_id, gc.eos_token_id, gc.no_timestamps_token_id = 50257, 50256, 50362
+    gc.prev_sot_token_id, gc.is_multilingual = 50360, False
+    rec = whisper_recognizer(model, prompt="Genesis Exodus")
+    assert rec.prompt_ids[0] == 50360 and rec.prompt_ids[-2:] == [50257, 50362]
+    assert rec.decode_text(rec.prompt_ids[1:-2]) == " Genesis Exodus"
+    tb = rec.token_bytes()
+    assert tb[50256] == b"" and tb[50362] == b"" and tb[262] == b" the"
