@@ -17,7 +17,7 @@ tokenizer, ngram = train_ngram_lm(load_train_text(), order=4)  # 4k byte-level B
 lm = NGramFusionLM(ngram, tokenizer)
 
 clip = load_clips(split="dev")[3]
-for weight in (0.0, 0.2):
+for weight in (0.0, 0.1):
     result = FusionDecoder(recognizer, lm, weight=weight, beam_size=5, no_repeat_ngram=4).decode(clip.audio)
     print(f"w={weight}: {result.text.strip()}")
 print(f"ref  : {clip.text}")
