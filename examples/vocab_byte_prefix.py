@@ -21,8 +21,9 @@ def whisper_multilingual() -> ByteVocab:
     path = os.path.join(os.path.dirname(whisper.__file__), "assets", "multilingual.tiktoken")
     ranks = load_tiktoken_bpe(path)
     pat = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-    enc = tiktoken.Encoding("multilingual", pat_str=pat, mergeable_ranks=ranks,
-                            special_tokens={"<|endoftext|>": len(ranks)})
+    enc = tiktoken.Encoding(
+        "multilingual", pat_str=pat, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": len(ranks)}
+    )
     return ByteVocab.from_tokenizer(enc)
 
 
@@ -33,7 +34,9 @@ def main() -> None:
     # Every token starting with " hel" is one contiguous slice of sorted_ids.
     lo, hi = vocab.prefix_range(b" hel")
     print("tokens extending b' hel':", [vocab.token_bytes(i) for i in vocab.sorted_ids[lo:hi][:8]], "...")
-    print("tokens that are prefixes of b' hello':", [vocab.token_bytes(i) for i in vocab.prefixes_of(b" hello")])
+    print(
+        "tokens that are prefixes of b' hello':", [vocab.token_bytes(i) for i in vocab.prefixes_of(b" hello")]
+    )
 
     rng = np.random.default_rng(0)
     bias = rng.normal(size=len(vocab)).astype(np.float32)
