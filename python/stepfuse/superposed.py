@@ -257,8 +257,9 @@ def superposed_generate(
     ids = torch.where(real, ids, torch.zeros_like(ids))
 
     with torch.inference_mode():
-        return _run(torch, model, embed, ids, mask, plen, k, max_new_tokens, m, alpha, ngram, order,
-                    temperature, eos)
+        return _run(
+            torch, model, embed, ids, mask, plen, k, max_new_tokens, m, alpha, ngram, order, temperature, eos
+        )
 
 
 def _select(torch: Any, score: torch.Tensor, tier: torch.Tensor, n: int) -> torch.Tensor:
@@ -300,7 +301,9 @@ def _run(
     if m > V:
         raise InvalidArgumentError(f"top_m: must be <= the vocabulary size (top_m={m} > {V})")
     if T == 0:
-        return SuperposedResult([[[]] for _ in range(B)], [[0.0] for _ in range(B)], [[1.0] for _ in range(B)])
+        return SuperposedResult(
+            [[[]] for _ in range(B)], [[0.0] for _ in range(B)], [[1.0] for _ in range(B)]
+        )
 
     use_ngram = ngram is not None and alpha > 0.0
     eos_t = torch.tensor(eos if eos else [-2], device=device)
@@ -328,7 +331,9 @@ def _run(
             ng = ng.reshape(B, k, m)
             has = ng > -math.inf
             step = torch.where(
-                has, (1.0 - alpha) * lm + alpha * ng.clamp_min(-1e30), (1.0 - alpha) * lm - NGRAM_FALLBACK_PENALTY
+                has,
+                (1.0 - alpha) * lm + alpha * ng.clamp_min(-1e30),
+                (1.0 - alpha) * lm - NGRAM_FALLBACK_PENALTY,
             )
             ext_tier = torch.where(has, 2, 1)
         else:
@@ -354,7 +359,9 @@ def _run(
         finished = valid & (is_stay | torch.isin(tok, eos_t))
         alive = valid & ~finished
         if use_ngram:
-            ctx = torch.cat([ctx.gather(1, parent.unsqueeze(2).expand(B, k, W)), tok.unsqueeze(2)], dim=2)[:, :, 1:]
+            ctx = torch.cat([ctx.gather(1, parent.unsqueeze(2).expand(B, k, W)), tok.unsqueeze(2)], dim=2)[
+                :, :, 1:
+            ]
         steps = t + 1
         if t == T - 1 or (eos is not None and not bool(alive.any())):
             break
@@ -437,7 +444,13 @@ def _draft_perplexity(
             except (RuntimeError, ValueError, AttributeError, NotImplementedError):
                 cache = None  # e.g. a sliding-window layer that cannot roll back: recompute the prompts
             else:
-                out = model(input_ids=flat, attention_mask=full, position_ids=dpos, use_cache=True, **{cache_kw: cache})
+                out = model(
+                    input_ids=flat,
+                    attention_mask=full,
+                    position_ids=dpos,
+                    use_cache=True,
+                    **{cache_kw: cache},
+                )
                 logits = out.logits
         if logits is None:
             pids = ids.repeat_interleave(k, dim=0)

@@ -1,0 +1,415 @@
+"""Superposed Decoding: oracle equality, greedy equivalence, n-gram filter property, batching, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from stepfuse import errors  # noqa: E402
+from stepfuse.superposed import (  # noqa: E402
+    NGRAM_FALLBACK_PENALTY,
+    SuperposedResult,
+    _draft_perplexity,
+    superposed_generate,
+)
+
+V = 48
+
+
+def _gpt2(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(
+        vocab_size=V, n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=1
+    )
+    return transformers.GPT2LMHeadModel(cfg).to(dtype).eval()
+
+
+def _llama(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    cfg = transformers.LlamaConfig(
+        vocab_size=V,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=None,
+    )
+    return transformers.LlamaForCausalLM(cfg).to(dtype).eval()
+
+
+MODELS = {"gpt2": _gpt2, "llama": _llama}
+_CACHE: dict[tuple, object] = {}
+
+
+def model(name: str, dtype=torch.float32):
+    key = (name, dtype)
+    if key not in _CACHE:
+        _CACHE[key] = MODELS[name](dtype)
+    return _CACHE[key]
+
+
+class DictNGram:
+    """Stand-in n-gram scorer: fixed-weight interpolation of MLE conditionals (contexts of 1..order-1 tokens).
+
+    Unseen contexts (or contexts reaching into negative padding) are skipped; zero mass gives -inf.
+    """
+
+    def __init__(self, sentences, order, weights=None):
+        self.order = order
+        self.weights = list(weights) if weights is not None else [1.0 / (order - 1)] * (order - 1)
+        self.tables: list[dict] = [{} for _ in range(order)]
+        for s in sentences:
+            for h in range(1, order):
+                for i in range(h, len(s)):
+                    ctx = tuple(s[i - h : i])
+                    row = self.tables[h].setdefault(ctx, {})
+                    row[s[i]] = row.get(s[i], 0) + 1
+        self.calls = 0
+
+    def prob(self, ctx, y):
+        p = 0.0
+        for h in range(1, self.order):
+            c = tuple(ctx[len(ctx) - h :]) if h <= len(ctx) else None
+            if c is None or any(x < 0 for x in c) or c not in self.tables[h]:
+                continue
+            row = self.tables[h][c]
+            p += self.weights[h - 1] * row.get(y, 0) / sum(row.values())
+        return p
+
+    def score(self, contexts, tokens):
+        self.calls += 1
+        contexts, tokens = np.asarray(contexts), np.asarray(tokens)
+        assert contexts.ndim == 2 and tokens.ndim == 2 and len(contexts) == len(tokens)
+        out = np.empty(tokens.shape, dtype=np.float32)
+        for r in range(len(tokens)):
+            ctx = [int(x) for x in contexts[r]]
+            for j, y in enumerate(tokens[r]):
+                p = self.prob(ctx, int(y))
+                out[r, j] = math.log(p) if p > 0 else -math.inf
+        return out
+
+
+class MaskNGram:
+    """Context-free scorer: uniform mass on ``allowed`` tokens, zero elsewhere."""
+
+    def __init__(self, allowed, order=2):
+        self.allowed = set(allowed)
+        self.order = order
+
+    def score(self, contexts, tokens):
+        lp = -math.log(len(self.allowed))
+        return np.where(np.isin(tokens, list(self.allowed)), lp, -np.inf).astype(np.float32)
+
+
+def _corpus(seed=0, n=40, length=12):
+    rng = np.random.default_rng(seed)
+    return [list(rng.integers(2, 20, size=length)) for _ in range(n)]
+
+
+# --------------------------------------------------------------------------------------------------
+# brute-force oracle: one prompt, no KV cache, dense (k x V)·(V x d) superposition as the paper writes it
+
+
+def oracle(mdl, prompt, k, T, m, alpha, ngram, temperature, eos):
+    emb = mdl.get_input_embeddings().weight
+    with torch.no_grad():
+        base = emb[torch.tensor(prompt)]
+        inputs = [base]
+        drafts = [([], 0.0, "alive")]  # (tokens, cum, state)
+        for t in range(T):
+            x = torch.cat(inputs, dim=0).unsqueeze(0)
+            logits = mdl(inputs_embeds=x).logits[0, -1].double()
+            logp = torch.log_softmax(logits / temperature, dim=-1)
+            top = torch.argsort(logp, descending=True, stable=True)[:m].tolist()
+            cands = []  # (tier, score, index, tokens, state)
+            idx = 0
+            for toks, cum, state in drafts:
+                for y in top:
+                    lm = float(logp[y])
+                    if state == "alive" and math.isfinite(lm):
+                        tier, s = 2, lm
+                        if ngram is not None and alpha > 0:
+                            ctx = (prompt + toks)[-max(ngram.order - 1, 1) :]
+                            ng = float(ngram.score(np.array([ctx]), np.array([[y]]))[0, 0])
+                            if ng > -math.inf:
+                                s = (1 - alpha) * lm + alpha * ng
+                            else:
+                                tier, s = 1, (1 - alpha) * lm - NGRAM_FALLBACK_PENALTY
+                        st_ = "fin" if eos is not None and y in eos else "alive"
+                        cands.append((tier, cum + s, idx, [*toks, y], st_))
+                    idx += 1
+                if state == "fin":
+                    cands.append((2, cum, idx, toks, "fin"))
+                idx += 1
+            cands.sort(key=lambda c: (-c[0], -c[1], c[2]))
+            drafts = [(c[3], c[1], c[4]) for c in cands[:k]]
+            alive = [(toks, cum) for toks, cum, s in drafts if s == "alive"]
+            if not alive or t == T - 1:
+                break
+            w = torch.softmax(torch.tensor([c for _, c in alive], dtype=torch.float64), 0)
+            mix = torch.zeros(emb.shape[0], dtype=emb.dtype)
+            for wi, (toks, _) in zip(w, alive):
+                mix[toks[-1]] += wi.to(emb.dtype)
+            inputs.append((mix @ emb).unsqueeze(0))  # the reference's dense superposition
+        out = []
+        for toks, cum, _ in drafts:
+            full = torch.tensor([prompt + toks])
+            lp = torch.log_softmax(mdl(full).logits[0].double(), -1)
+            nll = -sum(float(lp[len(prompt) - 1 + i, y]) for i, y in enumerate(toks))
+            out.append((toks, cum, math.exp(nll / len(toks))))
+    out.sort(key=lambda d: d[2])
+    return out
+
+
+def _check_against_oracle(res, b, expected, tol=1e-6):
+    assert [list(d) for d in res.drafts[b]] == [e[0] for e in expected]
+    np.testing.assert_allclose(res.scores[b], [e[1] for e in expected], rtol=tol, atol=tol)
+    np.testing.assert_allclose(res.perplexities[b], [e[2] for e in expected], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+@pytest.mark.parametrize(
+    ("k", "m", "T", "alpha", "use_ngram", "eos"),
+    [
+        (3, 9, 6, 0.54, True, None),
+        (2, 3, 5, 0.0, False, [3]),
+        (4, 5, 4, 1.0, True, [2, 3]),
+        (3, 2, 5, 0.3, True, None),
+    ],
+)
+def test_matches_dense_oracle(name, k, m, T, alpha, use_ngram, eos):
+    mdl = model(name, torch.float64)
+    ng = DictNGram(_corpus(), order=3) if use_ngram else None
+    prompts = [[5, 6, 7, 8], [9, 3, 11, 4, 2, 17]]
+    for temp in (0.5, 1.0):
+        for p in prompts:
+            res = superposed_generate(
+                mdl,
+                [p],
+                k=k,
+                max_new_tokens=T,
+                top_m=m,
+                alpha=alpha,
+                ngram=ng,
+                temperature=temp,
+                eos_token_id=eos,
+            )
+            _check_against_oracle(res, 0, oracle(mdl, p, k, T, m, alpha, ng, temp, eos))
+
+
+@settings(max_examples=15)
+@given(
+    k=st.integers(1, 4),
+    m=st.integers(1, 6),
+    T=st.integers(1, 5),
+    alpha=st.sampled_from([0.0, 0.25, 0.54, 1.0]),
+    eos=st.sampled_from([None, 2, 5]),
+    prompt=st.lists(st.integers(0, V - 1), min_size=1, max_size=6),
+    temp=st.sampled_from([0.06, 1.0]),
+)
+def test_matches_dense_oracle_property(k, m, T, alpha, eos, prompt, temp):
+    mdl = model("gpt2", torch.float64)
+    ng = DictNGram(_corpus(1, n=20), order=4, weights=[0.2, 0.3, 0.5])
+    e = None if eos is None else [eos]
+    res = superposed_generate(
+        mdl, [prompt], k=k, max_new_tokens=T, top_m=m, alpha=alpha, ngram=ng, temperature=temp, eos_token_id=e
+    )
+    _check_against_oracle(res, 0, oracle(mdl, prompt, k, T, m, alpha, ng, temp, e), tol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# behaviour
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_k1_without_ngram_is_greedy(name):
+    mdl = model(name)
+    rng = np.random.default_rng(3)
+    for L in (1, 4, 9):
+        ids = torch.tensor(rng.integers(0, V, size=(1, L)))
+        res = superposed_generate(mdl, ids, k=1, max_new_tokens=8, temperature=0.7)
+        ref = mdl.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=8,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
+        assert res.drafts[0] == [ref[0, L:].tolist()]
+
+
+def test_k1_with_eos_stops_like_greedy():
+    mdl = model("gpt2")
+    ids = torch.tensor([[5, 6, 7]])
+    ref = mdl.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=8,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    gen = ref[0, 3:].tolist()
+    eos = gen[3]  # pretend the fourth greedy token is eos
+    res = superposed_generate(mdl, ids, k=1, max_new_tokens=8, eos_token_id=eos)
+    assert res.drafts[0] == [gen[: gen.index(eos) + 1]]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_drafts_are_distinct_and_ranked_by_perplexity(name, k):
+    mdl = model(name)
+    ids = torch.tensor([[4, 8, 15, 16], [23, 42, 7, 1]])
+    res = superposed_generate(mdl, ids, k=k, max_new_tokens=6, ngram=DictNGram(_corpus(), 3), eos_token_id=1)
+    assert isinstance(res, SuperposedResult)
+    for b in range(2):
+        drafts = [tuple(d) for d in res.drafts[b]]
+        assert len(drafts) == k
+        assert len(set(drafts)) == k
+        assert res.perplexities[b] == sorted(res.perplexities[b])
+        assert all(math.isfinite(s) for s in res.scores[b])
+
+
+def test_zero_mass_token_never_chosen_while_mass_exists():
+    mdl = model("gpt2")
+    ids = torch.tensor([[5, 6, 7], [30, 31, 32]])
+    allowed = {9, 13, 21, 40}
+    res = superposed_generate(mdl, ids, k=3, max_new_tokens=6, top_m=V, ngram=MaskNGram(allowed))
+    for b in range(2):
+        for d in res.drafts[b]:
+            assert set(d) <= allowed
+    # fewer allowed tokens than drafts: the zero-mass tokens fill the remaining slots at step 1 only,
+    # after that every draft can be extended by the allowed token, so every later token is allowed
+    res = superposed_generate(mdl, ids, k=3, max_new_tokens=5, top_m=V, ngram=MaskNGram({9}))
+    for b in range(2):
+        assert sum(d[0] == 9 for d in res.drafts[b]) == 1
+        for d in res.drafts[b]:
+            assert set(d[1:]) == {9}
+
+
+def test_all_zero_mass_falls_back_to_lm():
+    mdl = model("llama", torch.float64)
+    ids = torch.tensor([[5, 6, 7]])
+    # (1-α)·log_softmax(z/τ) - penalty = log_softmax(z·(1-α)/τ) + a per-step constant, and a constant
+    # shared by all candidates of a prompt changes neither the selection nor the softmax weights
+    plain = superposed_generate(mdl, ids, k=3, max_new_tokens=5, temperature=0.5 / (1 - 0.54))
+    nomass = superposed_generate(mdl, ids, k=3, max_new_tokens=5, temperature=0.5, ngram=MaskNGram({V + 100}))
+    assert plain.drafts == nomass.drafts
+    np.testing.assert_allclose(plain.perplexities, nomass.perplexities, rtol=1e-9)
+
+
+def test_one_batched_ngram_call_per_step():
+    mdl = model("gpt2")
+    ng = DictNGram(_corpus(), 3)
+    superposed_generate(mdl, torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9]]), k=3, max_new_tokens=7, ngram=ng)
+    assert ng.calls == 7
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_padded_batch_equals_each_prompt_alone(name):
+    mdl = model(name, torch.float64)
+    prompts = [[5, 6, 7], [9, 3, 11, 4, 2, 17, 12], [40], [20, 21, 22, 23, 24]]
+    L = max(map(len, prompts))
+    ids = torch.tensor([[0] * (L - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
+    ng = DictNGram(_corpus(), 3)
+    kw = dict(k=3, max_new_tokens=6, ngram=ng, eos_token_id=[2], temperature=0.5)
+    batch = superposed_generate(mdl, ids, attention_mask=mask, **kw)
+    for b, p in enumerate(prompts):
+        alone = superposed_generate(mdl, torch.tensor([p]), **kw)
+        assert batch.drafts[b] == alone.drafts[0]
+        np.testing.assert_allclose(batch.scores[b], alone.scores[0], rtol=1e-9)
+        np.testing.assert_allclose(batch.perplexities[b], alone.perplexities[0], rtol=1e-9)
+
+
+def test_perplexity_cached_prompt_equals_recompute():
+    mdl = model("llama")
+    ids = torch.tensor([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    plen = mask.sum(1)
+    tokens = torch.tensor([[[3, 4, 1, -1], [7, 7, 7, 7]], [[2, -1, -1, -1], [9, 10, 11, 12]]])
+    out = mdl(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0))
+    first = torch.log_softmax(out.logits[:, -1].float(), -1)
+    cached = _draft_perplexity(torch, mdl, ids, mask, plen, first, tokens, out.cache)
+    recomputed = _draft_perplexity(torch, mdl, ids, mask, plen, first, tokens, None)
+    torch.testing.assert_close(cached, recomputed, rtol=1e-5, atol=1e-5)
+    assert cached.shape == (2, 2)
+
+
+def test_inputs_as_lists_and_zero_new_tokens():
+    mdl = model("gpt2")
+    res = superposed_generate(mdl, [[1, 2, 3]], k=3, max_new_tokens=0)
+    assert res == SuperposedResult([[[]]], [[0.0]], [[1.0]])
+    a = superposed_generate(mdl, np.array([[1, 2, 3]], dtype=np.int32), k=2, max_new_tokens=3, seed=5)
+    b = superposed_generate(mdl, torch.tensor([[1, 2, 3]]), k=2, max_new_tokens=3)
+    assert a == b
+
+
+def test_top_m_smaller_than_k_gives_fewer_drafts():
+    mdl = model("gpt2")
+    res = superposed_generate(mdl, [[1, 2, 3]], k=4, top_m=2, max_new_tokens=1)
+    assert len(res.drafts[0]) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cls"),
+    [
+        ({"k": 0}, errors.InvalidArgumentError),
+        ({"k": 1.5}, errors.InvalidTypeError),
+        ({"k": True}, errors.InvalidTypeError),
+        ({"max_new_tokens": -1}, errors.InvalidArgumentError),
+        ({"alpha": 1.5}, errors.InvalidArgumentError),
+        ({"alpha": -0.1}, errors.InvalidArgumentError),
+        ({"alpha": float("nan")}, errors.InvalidArgumentError),
+        ({"alpha": "x"}, errors.InvalidTypeError),
+        ({"temperature": 0.0}, errors.InvalidArgumentError),
+        ({"temperature": float("inf")}, errors.InvalidArgumentError),
+        ({"top_m": 0}, errors.InvalidArgumentError),
+        ({"top_m": V + 1}, errors.InvalidArgumentError),
+        ({"eos_token_id": -3}, errors.InvalidArgumentError),
+        ({"ngram": object()}, errors.InvalidTypeError),
+        ({"attention_mask": [[1, 1]]}, errors.InvalidArgumentError),
+        ({"attention_mask": [[1, 0, 1]]}, errors.InvalidArgumentError),
+        ({"attention_mask": [[0, 0, 0]]}, errors.InvalidArgumentError),
+        ({"attention_mask": [[0, 2, 1]]}, errors.InvalidArgumentError),
+        ({"input_ids": [[1, 2, V]]}, errors.OutOfRangeError),
+        ({"input_ids": [[1, -2, 3]]}, errors.OutOfRangeError),
+        ({"input_ids": [1, 2, 3]}, errors.InvalidArgumentError),
+        ({"input_ids": [[1.0, 2.0, 3.0]]}, errors.InvalidTypeError),
+        ({"input_ids": np.zeros((1, 0), dtype=np.int64)}, errors.InvalidArgumentError),
+    ],
+)
+def test_bad_input_raises_stepfuse_errors(kwargs, cls):
+    mdl = model("gpt2")
+    args = {"input_ids": [[1, 2, 3]], "max_new_tokens": 2, **kwargs}
+    ids = args.pop("input_ids")
+    with pytest.raises(cls):
+        superposed_generate(mdl, ids, **args)
+
+
+def test_bad_model_type():
+    with pytest.raises(errors.InvalidTypeError):
+        superposed_generate(object(), [[1, 2]], max_new_tokens=2)
+
+
+def test_padding_token_values_are_ignored():
+    mdl = model("gpt2")
+    a = superposed_generate(mdl, [[-5, 3, 4]], attention_mask=[[0, 1, 1]], k=2, max_new_tokens=3)
+    b = superposed_generate(mdl, [[3, 4]], k=2, max_new_tokens=3)
+    assert a.drafts == b.drafts
