@@ -1,5 +1,0 @@
-"""stepfuse.ngram (see ARCHITECTURE.md)."""
-
-from __future__ import annotations
-
-__all__: list[str] = []
