@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from stepfuse import errors  # noqa: E402
+from stepfuse import NGramLM, errors  # noqa: E402
 from stepfuse.superposed import (  # noqa: E402
     NGRAM_FALLBACK_PENALTY,
     SuperposedResult,
@@ -59,62 +59,45 @@ def model(name: str, dtype=torch.float32):
     return _CACHE[key]
 
 
-class DictNGram:
-    """Stand-in n-gram scorer: fixed-weight interpolation of MLE conditionals (contexts of 1..order-1 tokens).
+def _ngram(order=3, weights=None, vocab_size=V, corpus_seed=0, n=40):
+    """The real n-gram filter: interpolated MLE over a small random corpus (ids 2..19)."""
+    return NGramLM.train(
+        _corpus(corpus_seed, n=n), order, smoothing="interpolated_mle", weights=weights, vocab_size=vocab_size
+    )
 
-    Unseen contexts (or contexts reaching into negative padding) are skipped; zero mass gives -inf.
-    """
 
-    def __init__(self, sentences, order, weights=None):
-        self.order = order
-        self.weights = list(weights) if weights is not None else [1.0 / (order - 1)] * (order - 1)
-        self.tables: list[dict] = [{} for _ in range(order)]
-        for s in sentences:
-            for h in range(1, order):
-                for i in range(h, len(s)):
-                    ctx = tuple(s[i - h : i])
-                    row = self.tables[h].setdefault(ctx, {})
-                    row[s[i]] = row.get(s[i], 0) + 1
+class CountingScorer:
+    """Wraps a scorer and counts its ``score`` calls."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.order = inner.order
         self.calls = 0
-
-    def prob(self, ctx, y):
-        p = 0.0
-        for h in range(1, self.order):
-            c = tuple(ctx[len(ctx) - h :]) if h <= len(ctx) else None
-            if c is None or any(x < 0 for x in c) or c not in self.tables[h]:
-                continue
-            row = self.tables[h][c]
-            p += self.weights[h - 1] * row.get(y, 0) / sum(row.values())
-        return p
 
     def score(self, contexts, tokens):
         self.calls += 1
-        contexts, tokens = np.asarray(contexts), np.asarray(tokens)
-        assert contexts.ndim == 2 and tokens.ndim == 2 and len(contexts) == len(tokens)
-        out = np.empty(tokens.shape, dtype=np.float32)
-        for r in range(len(tokens)):
-            ctx = [int(x) for x in contexts[r]]
-            for j, y in enumerate(tokens[r]):
-                p = self.prob(ctx, int(y))
-                out[r, j] = math.log(p) if p > 0 else -math.inf
-        return out
+        return self.inner.score(contexts, tokens)
 
 
-class MaskNGram:
-    """Context-free scorer: uniform mass on ``allowed`` tokens, zero elsewhere."""
+class NoMass:
+    """A protocol-only scorer (not an NGramLM) that gives every token zero mass."""
 
-    def __init__(self, allowed, order=2):
-        self.allowed = set(allowed)
-        self.order = order
+    order = 2
 
     def score(self, contexts, tokens):
-        lp = -math.log(len(self.allowed))
-        return np.where(np.isin(tokens, list(self.allowed)), lp, -np.inf).astype(np.float32)
+        return np.full(np.shape(tokens), -np.inf, dtype=np.float32)
+
+
+def _allowed_only(allowed, seed=0):
+    """An NGramLM trained only on ``allowed`` tokens (unigram weight > 0): mass iff the token is allowed."""
+    rng = np.random.default_rng(seed)
+    sents = [rng.choice(sorted(allowed), size=8) for _ in range(30)]
+    return NGramLM.train(sents, 2, smoothing="interpolated_mle", vocab_size=V)
 
 
 def _corpus(seed=0, n=40, length=12):
     rng = np.random.default_rng(seed)
-    return [list(rng.integers(2, 20, size=length)) for _ in range(n)]
+    return [rng.integers(2, 20, size=length) for _ in range(n)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,7 +124,10 @@ def oracle(mdl, prompt, k, T, m, alpha, ngram, temperature, eos):
                         tier, s = 2, lm
                         if ngram is not None and alpha > 0:
                             ctx = (prompt + toks)[-max(ngram.order - 1, 1) :]
-                            ng = float(ngram.score(np.array([ctx]), np.array([[y]]))[0, 0])
+                            nv = getattr(ngram, "vocab_size", V)
+                            ctx = [c if c < nv else ngram.unk_id for c in ctx]
+                            yq = y if y < nv else ngram.unk_id
+                            ng = float(ngram.score(np.array([ctx]), np.array([[yq]]))[0, 0])
                             if ng > -math.inf:
                                 s = (1 - alpha) * lm + alpha * ng
                             else:
@@ -180,32 +166,31 @@ def _check_against_oracle(res, b, expected, tol=1e-6):
 
 @pytest.mark.parametrize("name", ["gpt2", "llama"])
 @pytest.mark.parametrize(
-    ("k", "m", "T", "alpha", "use_ngram", "eos"),
+    ("k", "m", "T", "alpha", "use_ngram", "eos", "temp"),
     [
-        (3, 9, 6, 0.54, True, None),
-        (2, 3, 5, 0.0, False, [3]),
-        (4, 5, 4, 1.0, True, [2, 3]),
-        (3, 2, 5, 0.3, True, None),
+        (3, 9, 6, 0.54, True, None, 0.5),
+        (2, 3, 5, 0.0, False, [3], 1.0),
+        (4, 5, 4, 1.0, True, [2, 3], 1.0),
+        (3, 2, 5, 0.3, True, None, 0.06),
     ],
 )
-def test_matches_dense_oracle(name, k, m, T, alpha, use_ngram, eos):
+def test_matches_dense_oracle(name, k, m, T, alpha, use_ngram, eos, temp):
     mdl = model(name, torch.float64)
-    ng = DictNGram(_corpus(), order=3) if use_ngram else None
+    ng = _ngram(3, weights=[0.0, 0.5, 0.5]) if use_ngram else None
     prompts = [[5, 6, 7, 8], [9, 3, 11, 4, 2, 17]]
-    for temp in (0.5, 1.0):
-        for p in prompts:
-            res = superposed_generate(
-                mdl,
-                [p],
-                k=k,
-                max_new_tokens=T,
-                top_m=m,
-                alpha=alpha,
-                ngram=ng,
-                temperature=temp,
-                eos_token_id=eos,
-            )
-            _check_against_oracle(res, 0, oracle(mdl, p, k, T, m, alpha, ng, temp, eos))
+    for p in prompts:
+        res = superposed_generate(
+            mdl,
+            [p],
+            k=k,
+            max_new_tokens=T,
+            top_m=m,
+            alpha=alpha,
+            ngram=ng,
+            temperature=temp,
+            eos_token_id=eos,
+        )
+        _check_against_oracle(res, 0, oracle(mdl, p, k, T, m, alpha, ng, temp, eos))
 
 
 @settings(max_examples=15)
@@ -217,10 +202,11 @@ def test_matches_dense_oracle(name, k, m, T, alpha, use_ngram, eos):
     eos=st.sampled_from([None, 2, 5]),
     prompt=st.lists(st.integers(0, V - 1), min_size=1, max_size=6),
     temp=st.sampled_from([0.06, 1.0]),
+    ng_vocab=st.sampled_from([V, 20]),
 )
-def test_matches_dense_oracle_property(k, m, T, alpha, eos, prompt, temp):
+def test_matches_dense_oracle_property(k, m, T, alpha, eos, prompt, temp, ng_vocab):
     mdl = model("gpt2", torch.float64)
-    ng = DictNGram(_corpus(1, n=20), order=4, weights=[0.2, 0.3, 0.5])
+    ng = _ngram(4, weights=[0.0, 0.2, 0.3, 0.5], vocab_size=ng_vocab, corpus_seed=1, n=20)
     e = None if eos is None else [eos]
     res = superposed_generate(
         mdl, [prompt], k=k, max_new_tokens=T, top_m=m, alpha=alpha, ngram=ng, temperature=temp, eos_token_id=e
@@ -272,7 +258,7 @@ def test_k1_with_eos_stops_like_greedy():
 def test_drafts_are_distinct_and_ranked_by_perplexity(name, k):
     mdl = model(name)
     ids = torch.tensor([[4, 8, 15, 16], [23, 42, 7, 1]])
-    res = superposed_generate(mdl, ids, k=k, max_new_tokens=6, ngram=DictNGram(_corpus(), 3), eos_token_id=1)
+    res = superposed_generate(mdl, ids, k=k, max_new_tokens=6, ngram=_ngram(3), eos_token_id=1)
     assert isinstance(res, SuperposedResult)
     for b in range(2):
         drafts = [tuple(d) for d in res.drafts[b]]
@@ -286,13 +272,13 @@ def test_zero_mass_token_never_chosen_while_mass_exists():
     mdl = model("gpt2")
     ids = torch.tensor([[5, 6, 7], [30, 31, 32]])
     allowed = {9, 13, 21, 40}
-    res = superposed_generate(mdl, ids, k=3, max_new_tokens=6, top_m=V, ngram=MaskNGram(allowed))
+    res = superposed_generate(mdl, ids, k=3, max_new_tokens=6, top_m=V, ngram=_allowed_only(allowed))
     for b in range(2):
         for d in res.drafts[b]:
             assert set(d) <= allowed
     # fewer allowed tokens than drafts: the zero-mass tokens fill the remaining slots at step 1 only,
     # after that every draft can be extended by the allowed token, so every later token is allowed
-    res = superposed_generate(mdl, ids, k=3, max_new_tokens=5, top_m=V, ngram=MaskNGram({9}))
+    res = superposed_generate(mdl, ids, k=3, max_new_tokens=5, top_m=V, ngram=_allowed_only({9}))
     for b in range(2):
         assert sum(d[0] == 9 for d in res.drafts[b]) == 1
         for d in res.drafts[b]:
@@ -305,14 +291,14 @@ def test_all_zero_mass_falls_back_to_lm():
     # (1-α)·log_softmax(z/τ) - penalty = log_softmax(z·(1-α)/τ) + a per-step constant, and a constant
     # shared by all candidates of a prompt changes neither the selection nor the softmax weights
     plain = superposed_generate(mdl, ids, k=3, max_new_tokens=5, temperature=0.5 / (1 - 0.54))
-    nomass = superposed_generate(mdl, ids, k=3, max_new_tokens=5, temperature=0.5, ngram=MaskNGram({V + 100}))
+    nomass = superposed_generate(mdl, ids, k=3, max_new_tokens=5, temperature=0.5, ngram=NoMass())
     assert plain.drafts == nomass.drafts
     np.testing.assert_allclose(plain.perplexities, nomass.perplexities, rtol=1e-9)
 
 
 def test_one_batched_ngram_call_per_step():
     mdl = model("gpt2")
-    ng = DictNGram(_corpus(), 3)
+    ng = CountingScorer(_ngram(3))
     superposed_generate(mdl, torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9]]), k=3, max_new_tokens=7, ngram=ng)
     assert ng.calls == 7
 
@@ -324,7 +310,7 @@ def test_padded_batch_equals_each_prompt_alone(name):
     L = max(map(len, prompts))
     ids = torch.tensor([[0] * (L - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
-    ng = DictNGram(_corpus(), 3)
+    ng = _ngram(3)
     kw = dict(k=3, max_new_tokens=6, ngram=ng, eos_token_id=[2], temperature=0.5)
     batch = superposed_generate(mdl, ids, attention_mask=mask, **kw)
     for b, p in enumerate(prompts):

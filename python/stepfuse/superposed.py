@@ -177,14 +177,19 @@ def superposed_generate(
     dense vocabulary-sized matmul); the top-``top_m`` tokens of ``log_softmax(logits / temperature)``
     expanded over the alive drafts; each candidate scored by Eq. 2 (with ``ngram=None`` or
     ``alpha == 0`` the score is ``c_i + log p_LM``); the ``k`` best candidates kept. The n-gram
-    lookups of a step are one batched ``ngram.score`` call over all ``batch·k`` drafts.
+    lookups of a step are one batched ``ngram.score`` call over all ``batch·k`` drafts. A draft's
+    n-gram context is its prompt's real tokens followed by the draft's tokens, used as given (no
+    ``<s>`` is added; padding is passed as -1); model ids at or above ``ngram.vocab_size`` are looked
+    up as ``ngram.unk_id`` when the scorer has both attributes (train the n-gram model with
+    ``vocab_size`` equal to the model's vocabulary to avoid that).
 
     Zero n-gram mass: a candidate whose n-gram interpolation is zero (``log p_ngram = -inf``) is
-    scored ``c_i + (1-α)·log p_LM - NGRAM_FALLBACK_PENALTY`` (200 nats, as the reference code does
-    for a draft none of whose candidates has mass; the paper just falls back to the LM), and the
-    selection is lexicographic: every candidate with non-zero mass ranks before every candidate with
-    zero mass. So a zero-mass token is chosen only when fewer than ``k`` candidates have mass, and
-    when none has mass the step falls back to the (penalized) LM ranking.
+    scored ``c_i + (1-α)·log p_LM - NGRAM_FALLBACK_PENALTY`` (200 nats: the penalized LM-only score
+    the reference code gives the candidates of a draft none of whose candidates has mass; we apply it
+    per candidate), and the selection is lexicographic: every candidate with non-zero mass ranks
+    before every candidate with zero mass. So a zero-mass token is chosen only when fewer than ``k``
+    candidates have mass; when none has mass the step falls back to the LM's ranking; and a draft that
+    took a penalized token carries the penalty in its score, so its superposition weight is ~0.
 
     Finishing: a draft whose new token is in ``eos_token_id`` finishes (the eos id is kept as its
     last token); a finished draft stays among the k kept drafts as a candidate with its unchanged
@@ -306,6 +311,9 @@ def _run(
         )
 
     use_ngram = ngram is not None and alpha > 0.0
+    # model ids the n-gram model does not know (>= its vocab_size) are looked up as its <unk>
+    ng_vocab, ng_unk = getattr(ngram, "vocab_size", None), getattr(ngram, "unk_id", None)
+    remap = use_ngram and isinstance(ng_vocab, int) and isinstance(ng_unk, int) and ng_vocab < V
     eos_t = torch.tensor(eos if eos else [-2], device=device)
     slots = torch.arange(k, device=device)
     tokens = torch.full((B, k, T), -1, dtype=torch.long, device=device)
@@ -327,6 +335,9 @@ def _run(
             host = torch.cat([ctx.reshape(B, k * W), top], dim=1).cpu().numpy()
             c_np = np.ascontiguousarray(host[:, : k * W].reshape(B * k, W))
             y_np = np.ascontiguousarray(np.repeat(host[:, k * W :], k, axis=0))
+            if remap:
+                c_np[c_np >= ng_vocab] = ng_unk
+                y_np[y_np >= ng_vocab] = ng_unk
             ng = torch.as_tensor(np.asarray(ngram.score(c_np, y_np), dtype=np.float32)).to(device)
             ng = ng.reshape(B, k, m)
             has = ng > -math.inf
