@@ -274,6 +274,30 @@ def _select(torch: Any, score: torch.Tensor, tier: torch.Tensor, n: int) -> torc
     return by_score.gather(1, by_tier)[:, :n]
 
 
+def _ngram_scores(
+    torch: Any, ngram: Any, ctx: torch.Tensor, top: torch.Tensor, ng_vocab: int | None, ng_unk: Any
+) -> torch.Tensor:
+    """One filter step: ``log p_ngram(top[b, j] | ctx[b, i])`` for every draft × candidate, in ONE scorer call.
+
+    ctx: int64 ``[B, k, W]`` context tails (-1 = padding); top: int64 ``[B, m]`` candidate ids, on the
+    model's device. One device-to-host copy, one batched ``ngram.score`` over ``[B·k, W]`` × ``[B·k, m]``
+    and one copy back. Ids ``>= ng_vocab`` (when not None) are looked up as ``ng_unk``.
+    Returns float32 ``[B, k, m]`` on the device (``-inf`` = zero mass).
+    """
+    B, k, W = ctx.shape
+    m = top.shape[1]
+    host = torch.cat([ctx.reshape(B, k * W), top], dim=1).cpu().numpy()
+    c_np = np.ascontiguousarray(host[:, : k * W].reshape(B * k, W))
+    y_np = np.repeat(host[:, k * W :], k, axis=0)
+    if ng_vocab is not None:
+        c_np[c_np >= ng_vocab] = ng_unk
+        y_np[y_np >= ng_vocab] = ng_unk
+    out = np.asarray(ngram.score(c_np, y_np), dtype=np.float32)
+    if out.shape != (B * k, m):
+        raise InvalidArgumentError(f"ngram.score: returned shape {out.shape}, expected {(B * k, m)}")
+    return torch.from_numpy(out).to(ctx.device).reshape(B, k, m)
+
+
 def _run(
     torch: Any,
     model: Any,
@@ -314,6 +338,8 @@ def _run(
     # model ids the n-gram model does not know (>= its vocab_size) are looked up as its <unk>
     ng_vocab, ng_unk = getattr(ngram, "vocab_size", None), getattr(ngram, "unk_id", None)
     remap = use_ngram and isinstance(ng_vocab, int) and isinstance(ng_unk, int) and ng_vocab < V
+    if not remap:
+        ng_vocab = None
     eos_t = torch.tensor(eos if eos else [-2], device=device)
     slots = torch.arange(k, device=device)
     tokens = torch.full((B, k, T), -1, dtype=torch.long, device=device)
@@ -332,14 +358,7 @@ def _run(
         lp, top = F.log_softmax(logits / temperature, dim=-1).topk(m, dim=-1)  # [B, m]
         lm = lp.unsqueeze(1).expand(B, k, m)
         if use_ngram:
-            host = torch.cat([ctx.reshape(B, k * W), top], dim=1).cpu().numpy()
-            c_np = np.ascontiguousarray(host[:, : k * W].reshape(B * k, W))
-            y_np = np.ascontiguousarray(np.repeat(host[:, k * W :], k, axis=0))
-            if remap:
-                c_np[c_np >= ng_vocab] = ng_unk
-                y_np[y_np >= ng_vocab] = ng_unk
-            ng = torch.as_tensor(np.asarray(ngram.score(c_np, y_np), dtype=np.float32)).to(device)
-            ng = ng.reshape(B, k, m)
+            ng = _ngram_scores(torch, ngram, ctx, top, ng_vocab, ng_unk)
             has = ng > -math.inf
             step = torch.where(
                 has,
