@@ -399,3 +399,26 @@ def test_padding_token_values_are_ignored():
     a = superposed_generate(mdl, [[-5, 3, 4]], attention_mask=[[0, 1, 1]], k=2, max_new_tokens=3)
     b = superposed_generate(mdl, [[3, 4]], k=2, max_new_tokens=3)
     assert a.drafts == b.drafts
+
+
+def test_training_mode_model_is_decoded_in_eval_mode_and_restored():
+    mdl = _gpt2(seed=1)
+    ref = superposed_generate(mdl, [[1, 2, 3]], k=2, max_new_tokens=4)
+    mdl.train()
+    got = superposed_generate(mdl, [[1, 2, 3]], k=2, max_new_tokens=4)
+    assert mdl.training
+    assert got == ref
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    cpu = _llama(torch.float64, seed=2)
+    gpu = _llama(torch.float64, seed=2).cuda()
+    ids = torch.tensor([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    kw = dict(k=3, max_new_tokens=6, ngram=_ngram(3), eos_token_id=[2], attention_mask=mask, temperature=0.5)
+    a = superposed_generate(cpu, ids, **kw)
+    b = superposed_generate(gpu, ids.cuda(), **kw)
+    assert a.drafts == b.drafts
+    np.testing.assert_allclose(a.perplexities, b.perplexities, rtol=1e-6)

@@ -200,8 +200,9 @@ def superposed_generate(
     and does not change the result.
 
     Args:
-        model: a Hugging Face causal LM (``get_input_embeddings()``, ``inputs_embeds``,
-            ``past_key_values``, ``attention_mask``, ``position_ids``).
+        model: a Hugging Face causal LM (``get_input_embeddings()``, ``inputs_embeds``, a KV cache,
+            ``attention_mask``, ``position_ids``), on any device and dtype; run in eval mode (a model in
+            training mode is switched to eval for the call and back).
         input_ids: int ``[B, L]`` prompts (torch tensor or array-like), left-padded when
             ``attention_mask`` is given; each row needs at least one real token.
         k: number of drafts per prompt, >= 1.
@@ -261,10 +262,30 @@ def superposed_generate(
         raise OutOfRangeError(f"input_ids: token ids must lie in [0, {n_emb}) (the model's embedding rows)")
     ids = torch.where(real, ids, torch.zeros_like(ids))
 
-    with torch.inference_mode():
-        return _run(
-            torch, model, embed, ids, mask, plen, k, max_new_tokens, m, alpha, ngram, order, temperature, eos
-        )
+    was_training = bool(getattr(model, "training", False))
+    if was_training:
+        model.eval()  # dropout off while decoding; restored below
+    try:
+        with torch.inference_mode():
+            return _run(
+                torch,
+                model,
+                embed,
+                ids,
+                mask,
+                plen,
+                k,
+                max_new_tokens,
+                m,
+                alpha,
+                ngram,
+                order,
+                temperature,
+                eos,
+            )
+    finally:
+        if was_training:
+            model.train()
 
 
 def _select(torch: Any, score: torch.Tensor, tier: torch.Tensor, n: int) -> torch.Tensor:
