@@ -422,3 +422,27 @@ def test_cuda_matches_cpu():
     b = superposed_generate(gpu, ids.cuda(), **kw)
     assert a.drafts == b.drafts
     np.testing.assert_allclose(a.perplexities, b.perplexities, rtol=1e-6)
+
+
+def test_one_forward_per_step_with_one_sequence_per_prompt():
+    mdl = _gpt2(seed=3)
+    calls = []
+
+    def hook(module, args, kwargs):
+        x = kwargs.get("input_ids")
+        e = kwargs.get("inputs_embeds")
+        calls.append(("ids", tuple(x.shape)) if x is not None else ("embeds", tuple(e.shape)))
+
+    rows = []
+    h1 = mdl.register_forward_pre_hook(hook, with_kwargs=True)
+    h2 = mdl.get_input_embeddings().register_forward_hook(lambda mod, a, out: rows.append(tuple(a[0].shape)))
+    try:
+        B, L, T, k = 3, 5, 6, 3
+        superposed_generate(mdl, torch.randint(0, V, (B, L)), k=k, max_new_tokens=T, ngram=_ngram(3))
+    finally:
+        h1.remove()
+        h2.remove()
+    # prefill, T-1 superposed steps of ONE sequence per prompt, one batched perplexity forward
+    assert calls == [("ids", (B, L))] + [("embeds", (B, 1, 32))] * (T - 1) + [("ids", (B * k, T - 1))]
+    # the superposed input gathers k embedding rows per prompt (no vocabulary-sized product)
+    assert rows.count((B, k)) == T - 1

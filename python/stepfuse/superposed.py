@@ -218,7 +218,7 @@ def superposed_generate(
     Returns:
         :class:`SuperposedResult`, drafts per prompt ranked by the model's perplexity (lowest first).
     """
-    torch = require("torch", "torch")
+    torch: Any = require("torch", "torch")
     k = _int_arg("k", k, 1)
     max_new_tokens = _int_arg("max_new_tokens", max_new_tokens, 0)
     m = k * k if top_m is None else _int_arg("top_m", top_m, 1)
