@@ -23,6 +23,15 @@ from stepfuse.superposed import (  # noqa: E402
 V = 48
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: intra-op threads only add contention on a shared machine (10x slower here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _gpt2(dtype=torch.float32, seed=0):
     torch.manual_seed(seed)
     cfg = transformers.GPT2Config(
@@ -193,7 +202,7 @@ def test_matches_dense_oracle(name, k, m, T, alpha, use_ngram, eos, temp):
         _check_against_oracle(res, 0, oracle(mdl, p, k, T, m, alpha, ng, temp, eos))
 
 
-@settings(max_examples=15)
+@settings(max_examples=40)
 @given(
     k=st.integers(1, 4),
     m=st.integers(1, 6),
@@ -320,6 +329,30 @@ def test_padded_batch_equals_each_prompt_alone(name):
         np.testing.assert_allclose(batch.perplexities[b], alone.perplexities[0], rtol=1e-9)
 
 
+_NG3 = _ngram(3)
+
+
+@settings(max_examples=20)
+@given(
+    name=st.sampled_from(["gpt2", "llama"]),
+    prompts=st.lists(st.lists(st.integers(0, V - 1), min_size=1, max_size=7), min_size=1, max_size=4),
+    k=st.integers(1, 4),
+    T=st.integers(0, 5),
+    eos=st.sampled_from([None, 3]),
+)
+def test_padded_batch_equals_each_prompt_alone_property(name, prompts, k, T, eos):
+    mdl = model(name, torch.float64)
+    L = max(map(len, prompts))
+    ids = [[7] * (L - len(p)) + p for p in prompts]
+    mask = [[0] * (L - len(p)) + [1] * len(p) for p in prompts]
+    kw = dict(k=k, max_new_tokens=T, ngram=_NG3, eos_token_id=eos, temperature=0.5)
+    batch = superposed_generate(mdl, ids, attention_mask=mask, **kw)
+    for b, p in enumerate(prompts):
+        alone = superposed_generate(mdl, [p], **kw)
+        assert batch.drafts[b] == alone.drafts[0]
+        np.testing.assert_allclose(batch.scores[b], alone.scores[0], rtol=1e-9)
+
+
 def test_perplexity_cached_prompt_equals_recompute():
     mdl = model("llama")
     ids = torch.tensor([[0, 0, 5, 6, 7], [8, 9, 10, 11, 12]])
@@ -341,6 +374,12 @@ def test_inputs_as_lists_and_zero_new_tokens():
     a = superposed_generate(mdl, np.array([[1, 2, 3]], dtype=np.int32), k=2, max_new_tokens=3, seed=5)
     b = superposed_generate(mdl, torch.tensor([[1, 2, 3]]), k=2, max_new_tokens=3)
     assert a == b
+
+
+def test_default_top_m_is_capped_at_the_vocabulary():
+    res = superposed_generate(model("llama"), [[1, 2, 3]], k=8, max_new_tokens=3)  # k*k = 64 > V
+    assert len(res.drafts[0]) == 8
+    assert len(set(map(tuple, res.drafts[0]))) == 8
 
 
 def test_top_m_smaller_than_k_gives_fewer_drafts():

@@ -207,7 +207,8 @@ def superposed_generate(
             ``attention_mask`` is given; each row needs at least one real token.
         k: number of drafts per prompt, >= 1.
         max_new_tokens: tokens to generate per draft, >= 0.
-        top_m: tokens taken from the model distribution per step, 1 <= top_m <= vocab (default k·k).
+        top_m: tokens taken from the model distribution per step, 1 <= top_m <= vocab (default
+            ``min(k·k, vocab)``).
         alpha: n-gram interpolation weight in [0, 1] (Eq. 2).
         ngram: n-gram scorer (``stepfuse.NGramLM`` or any :class:`NGramScorer`) or None.
         temperature: > 0, divides the logits before ``log_softmax`` (the paper's tuned 0.06 by default).
@@ -221,7 +222,7 @@ def superposed_generate(
     torch: Any = require("torch", "torch")
     k = _int_arg("k", k, 1)
     max_new_tokens = _int_arg("max_new_tokens", max_new_tokens, 0)
-    m = k * k if top_m is None else _int_arg("top_m", top_m, 1)
+    m = -k * k if top_m is None else _int_arg("top_m", top_m, 1)  # negative: default, capped at the vocab
     alpha = _float_arg("alpha", alpha)
     if not 0.0 <= alpha <= 1.0:
         raise InvalidArgumentError(f"alpha: must lie in [0, 1] (got {alpha})")
@@ -348,7 +349,9 @@ def _run(
     cache = _out_cache(out)
     first_logp = F.log_softmax(logits, dim=-1)  # temperature 1: the first draft token's model log-prob
     V = logits.shape[-1]
-    if m > V:
+    if m < 0:
+        m = min(-m, V)
+    elif m > V:
         raise InvalidArgumentError(f"top_m: must be <= the vocabulary size (top_m={m} > {V})")
     if T == 0:
         return SuperposedResult(
