@@ -416,6 +416,10 @@ def test_top_m_smaller_than_k_gives_fewer_drafts():
         ({"input_ids": [[1, 2, V]]}, errors.OutOfRangeError),
         ({"input_ids": [[1, -2, 3]]}, errors.OutOfRangeError),
         ({"input_ids": [1, 2, 3]}, errors.InvalidArgumentError),
+        ({"input_ids": [[1, 2, 3], [4]]}, errors.InvalidArgumentError),
+        ({"input_ids": [["a", "b"]]}, errors.InvalidTypeError),
+        ({"eos_token_id": "x"}, errors.InvalidTypeError),
+        ({"seed": -1}, errors.InvalidArgumentError),
         ({"input_ids": [[1.0, 2.0, 3.0]]}, errors.InvalidTypeError),
         ({"input_ids": np.zeros((1, 0), dtype=np.int64)}, errors.InvalidArgumentError),
     ],
@@ -485,3 +489,34 @@ def test_one_forward_per_step_with_one_sequence_per_prompt():
     assert calls == [("ids", (B, L))] + [("embeds", (B, 1, 32))] * (T - 1) + [("ids", (B * k, T - 1))]
     # the superposed input gathers k embedding rows per prompt (no vocabulary-sized product)
     assert rows.count((B, k)) == T - 1
+
+
+_junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 60),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.lists(st.integers(-2, 60), max_size=3),
+)
+
+
+@settings(max_examples=60)
+@given(
+    k=_junk,
+    max_new_tokens=_junk,
+    top_m=_junk,
+    alpha=_junk,
+    temperature=_junk,
+    eos=_junk,
+    ids=st.one_of(_junk, st.lists(st.lists(st.integers(-2, 60), max_size=4), max_size=3)),
+)
+def test_malformed_arguments_raise_only_stepfuse_errors(
+    k, max_new_tokens, top_m, alpha, temperature, eos, ids
+):
+    kw = dict(k=k, max_new_tokens=max_new_tokens, top_m=top_m, alpha=alpha, temperature=temperature)
+    try:
+        res = superposed_generate(model("gpt2"), ids, eos_token_id=eos, **kw)
+    except errors.StepfuseError:
+        return
+    assert isinstance(res, SuperposedResult)

@@ -97,7 +97,11 @@ def _as_long_2d(torch: Any, name: str, value: Any, device: Any) -> torch.Tensor:
     else:
         try:
             arr = np.asarray(value)
-        except (ValueError, TypeError) as e:
+        except ValueError as e:  # ragged rows
+            raise InvalidArgumentError(
+                f"{name}: rows differ in length; left-pad them to one length and pass attention_mask"
+            ) from e
+        except TypeError as e:
             raise InvalidTypeError(f"{name}: expected a 2-D integer array or tensor ({e})") from e
         if arr.dtype == np.bool_ and name == "attention_mask":
             arr = arr.astype(np.int64)
