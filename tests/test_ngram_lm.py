@@ -244,3 +244,107 @@ def test_bad_input() -> None:
         lm.score(np.array([[1.5]]), [1])
     with pytest.raises(InvalidArgumentError):
         lm.encode("a b")
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_write_arpa_equals_lmplz(corpus_lines: list[str], order: int, tmp_path: Path) -> None:
+    """write_arpa gives lmplz's exact n-gram sets with values within 1e-4."""
+    lm = NGramLM.train(corpus_lines, order, discount_fallback=None)
+    out = tmp_path / "m.arpa"
+    lm.write_arpa(out)
+    got = read_arpa(out.read_text(encoding="utf-8"))
+    ref = read_arpa(gzip.decompress((DATA / f"corpus.o{order}.arpa.gz").read_bytes()).decode("utf-8"))
+    assert got.keys() == ref.keys()
+    for n in ref:
+        assert got[n].keys() == ref[n].keys(), n
+        for g, (p, b) in ref[n].items():
+            gp, gb = got[n][g]
+            assert abs(gp - p) < 1e-4, g
+            assert (b is None) == (gb is None), g
+            if b is not None:
+                assert abs(gb - b) < 1e-4, g
+
+
+def test_read_arpa_scores_like_trained(corpus_lines: list[str], tmp_path: Path) -> None:
+    lm = NGramLM.train(corpus_lines, 3)
+    ref = NGramLM.read_arpa(DATA / "corpus.o3.arpa.gz")
+    assert ref.order == 3 and ref.num_ngrams(3) == lm.num_ngrams(3)
+    for line in corpus_lines[:50]:
+        assert ref.sentence_logprob(line) == pytest.approx(lm.sentence_logprob(line), abs=1e-3)
+    assert ref.logprob("the", "zzunseen") == pytest.approx(lm.logprob("the", "zzunseen"), abs=1e-4)
+    # round trip through our own writer
+    p = tmp_path / "r.arpa"
+    ref.write_arpa(p)
+    again = NGramLM.read_arpa(p)
+    ctx = [ref.encode("<s> The"), ref.encode("of the")]
+    np.testing.assert_allclose(again.next_logprobs(ctx), ref.next_logprobs(ctx), atol=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", ["modified_kneser_ney", "interpolated_mle"])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_binary_round_trip_and_bytes_per_ngram(
+    corpus_lines: list[str], smoothing: str, mmap: bool, tmp_path: Path
+) -> None:
+    lm = NGramLM.train(corpus_lines, 4, smoothing=smoothing)
+    assert lm.bytes_per_ngram <= 12.0
+    p = tmp_path / "m.bin"
+    lm.save(p)
+    words_bytes = len(repr(lm.words).encode())
+    assert (p.stat().st_size - words_bytes) / lm.num_ngrams() <= 12.0
+    back = NGramLM.load(p, mmap=mmap)
+    assert back.words == lm.words and back.order == 4 and back.smoothing == lm.smoothing
+    rng = np.random.default_rng(0)
+    ctx = rng.integers(-1, lm.vocab_size, size=(20, 3))
+    toks = rng.integers(0, lm.vocab_size + 3, size=(20, 7))
+    np.testing.assert_array_equal(back.score(ctx, toks), lm.score(ctx, toks))
+    np.testing.assert_allclose(back.next_logprobs(ctx[:3]), lm.next_logprobs(ctx[:3]), atol=1e-6)
+    with pytest.raises(InvalidArgumentError):
+        back.write_arpa(tmp_path / "x.arpa")  # saved without the n-gram list
+    lm.save(p, ngrams=True)
+    full = NGramLM.load(p, mmap=mmap)
+    if smoothing == "modified_kneser_ney":
+        full.write_arpa(tmp_path / "y.arpa")
+        assert (tmp_path / "y.arpa").stat().st_size > 0
+
+
+def test_corrupt_files_raise_format_errors(tmp_path: Path) -> None:
+    from stepfuse.errors import FormatError, StepfuseIOError
+
+    lm = NGramLM.train(_random_corpus(1, 100, 20, 8), 3)
+    p = tmp_path / "m.bin"
+    lm.save(p, ngrams=True)
+    data = p.read_bytes()
+    for cut in (0, 5, 16, 60, len(data) // 3, len(data) - 3):
+        p.write_bytes(data[:cut])
+        for mm in (True, False):
+            with pytest.raises(FormatError, match="byte offset"):
+                NGramLM.load(p, mmap=mm)
+    p.write_bytes(b"X" + data[1:])
+    with pytest.raises(FormatError):
+        NGramLM.load(p)
+    with pytest.raises(StepfuseIOError):
+        NGramLM.load(tmp_path / "missing.bin")
+    a = tmp_path / "m.arpa"
+    lm.write_arpa(a)
+    text = a.read_text()
+    a.write_text(text[: len(text) // 2])
+    with pytest.raises(FormatError, match="line"):
+        NGramLM.read_arpa(a)
+    a.write_text(text.replace("\\2-grams:", "\\7-grams:"))
+    with pytest.raises(FormatError, match="line"):
+        NGramLM.read_arpa(a)
+    mle = NGramLM.train([[1, 2]], 2, smoothing="interpolated_mle")
+    with pytest.raises(InvalidArgumentError):
+        mle.write_arpa(tmp_path / "z.arpa")
+
+
+def test_count_flat_equals_count() -> None:
+    sents = _random_corpus(4, 50, 20, 9)
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sents])
+    offs = np.cumsum([0, *[len(s) for s in sents]])
+    a = NGramCounts.count_flat(flat.astype(np.uint16), offs, 3, vocab_size=20)
+    b = NGramCounts.count(sents, 3, vocab_size=20)
+    for n in (1, 2, 3):
+        np.testing.assert_array_equal(a.ngrams(n)[1], b.ngrams(n)[1])
+    with pytest.raises(InvalidArgumentError):
+        NGramCounts.count_flat(flat, offs[:-1], 3)

@@ -127,6 +127,19 @@ class NGramCounts:
             bar.close()
         return cls(inner, words)
 
+    @classmethod
+    def count_flat(
+        cls, tokens: Any, offsets: Any, order: int, *, vocab_size: int | None = None, chunk: int = 1 << 20
+    ) -> NGramCounts:
+        """Count sentences given as one flat id array ``tokens [T]`` and ``offsets [S+1]`` (sentence i is
+        ``tokens[offsets[i]:offsets[i+1]]``) without any per-sentence Python work."""
+        if not isinstance(order, (int, np.integer)) or order < 1:
+            raise InvalidArgumentError(f"order: must be an integer >= 1, got {order!r}")
+        t = _int_array(tokens, "tokens")
+        if vocab_size is None:
+            vocab_size = int(t.max()) + 1 if t.size else 0
+        return cls(_core._NGramCounts.count(t, _int_array(offsets, "offsets"), int(order), int(vocab_size), int(chunk)))
+
     def merge(self, other: NGramCounts) -> NGramCounts:
         """Counts of both corpora (same order and vocabulary)."""
         if self.words is not None and other.words is not None and self.words != other.words:
@@ -415,6 +428,74 @@ class NGramLM:
         if n == 0:
             raise InvalidArgumentError("sentences: empty")
         return float(np.exp(-total / n))
+
+    # ---- files ------------------------------------------------------------------------------------
+
+    def write_arpa(self, path: str | os.PathLike[str], words: Sequence[str] | None = None) -> None:
+        """Write the model as an ARPA file (log10 values, ``lmplz``'s layout; back-off models only).
+
+        ``words[i]`` is the string of id ``i``; default the model's word table, else ``str(i)``.
+        """
+        if words is None:
+            words = self.words if self.words is not None else [str(i) for i in range(self.vocab_size)]
+        words = list(words)
+        if len(words) != self.vocab_size:
+            raise InvalidArgumentError(f"words: need {self.vocab_size} strings, got {len(words)}")
+        for i, w in enumerate(words):
+            if not isinstance(w, str) or not w or any(c.isspace() for c in w):
+                raise InvalidArgumentError(f"words: entry {i} must be a non-empty str without whitespace")
+        self._inner.write_arpa(_fspath(path), words)
+
+    @classmethod
+    def read_arpa(cls, path: str | os.PathLike[str]) -> NGramLM:
+        """Load any ARPA back-off model (``.gz`` is decompressed). Words get ids in file order;
+        ``<unk>``/``<s>``/``</s>`` map to the special ids."""
+        p = _fspath(path)
+        if p.endswith(".gz"):
+            import gzip
+
+            from stepfuse.errors import StepfuseIOError
+
+            try:
+                with open(p, "rb") as fh:
+                    raw = fh.read()
+            except OSError as e:
+                raise StepfuseIOError(f"{p}: {e.strerror or e}") from e
+            try:
+                data = gzip.decompress(raw)
+            except (OSError, EOFError) as e:
+                from stepfuse.errors import FormatError
+
+                raise FormatError(f"{p}: not a readable gzip file ({e})") from e
+            inner, words = _core._NGramLM.read_arpa_bytes(data, p)
+        else:
+            inner, words = _core._NGramLM.read_arpa(p)
+        return cls(inner, words)
+
+    def save(self, path: str | os.PathLike[str], *, ngrams: bool = False) -> None:
+        """Save the binary hash layout (<= 12.25 bytes per n-gram plus the word table).
+
+        ``ngrams=True`` also keeps the sorted n-gram list (16 bytes per n-gram) so the loaded model can
+        ``write_arpa`` and compute ``next_logprobs`` densely; without it ``next_logprobs`` probes every id.
+        """
+        import json
+
+        extra = json.dumps({"words": self.words}).encode("utf-8")
+        self._inner.save(_fspath(path), extra, bool(ngrams))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> NGramLM:
+        """Load a binary model; ``mmap=True`` maps the file read-only (do not modify it while in use)."""
+        import json
+
+        inner, extra = _core._NGramLM.load(_fspath(path), bool(mmap))
+        try:
+            words = json.loads(extra.decode("utf-8"))["words"]
+        except (ValueError, KeyError, TypeError) as e:
+            from stepfuse.errors import FormatError
+
+            raise FormatError(f"{_fspath(path)}: corrupt word table ({e})") from e
+        return cls(inner, words)
 
     def __repr__(self) -> str:
         counts = ", ".join(str(self.num_ngrams(n)) for n in range(1, self.order + 1))

@@ -1,9 +1,14 @@
 //! Python bindings of `stepfuse_core::ngram`: conversion and GIL release only.
 
 use numpy::ndarray::{Array1, Array2};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use stepfuse_core::ngram::{count::DEFAULT_CHUNK, estimate_mkn, estimate_mle, Kind, NGramCounts, NGramLM};
+use pyo3::types::PyBytes;
+use stepfuse_core::ngram::index::{normalized_strings, Doc, DocScan, NGramIndex};
+use stepfuse_core::ngram::norepeat::NoRepeatBatch;
+use stepfuse_core::ngram::{
+    arpa, binary, count::DEFAULT_CHUNK, estimate_mkn, estimate_mle, Kind, NGramCounts, NGramLM,
+};
 use stepfuse_core::CoreError;
 
 use crate::convert::int_array;
@@ -238,6 +243,54 @@ impl PyNGramLM {
         array2(py, out, b, k)
     }
 
+    /// Write an ARPA file; `words[i]` is the string of user id i.
+    fn write_arpa(&self, py: Python<'_>, path: &str, words: Vec<String>) -> PyRes<()> {
+        py.detach(|| -> stepfuse_core::Result<()> {
+            let f = std::fs::File::create(path).map_err(|e| CoreError::io(path, &e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            arpa::write_arpa(&self.inner, &words, &mut w, path)?;
+            std::io::Write::flush(&mut w).map_err(|e| CoreError::io(path, &e))
+        })?;
+        Ok(())
+    }
+
+    /// Read an ARPA file: (model, words of the user ids).
+    #[staticmethod]
+    fn read_arpa(py: Python<'_>, path: &str) -> PyRes<(Self, Vec<String>)> {
+        let (inner, words) = py.detach(|| -> stepfuse_core::Result<_> {
+            let f = std::fs::File::open(path).map_err(|e| CoreError::io(path, &e))?;
+            arpa::read_arpa(std::io::BufReader::with_capacity(1 << 20, f), path)
+        })?;
+        Ok((PyNGramLM { inner }, words))
+    }
+
+    /// Read ARPA text held in memory (e.g. decompressed): (model, words).
+    #[staticmethod]
+    fn read_arpa_bytes(py: Python<'_>, data: &Bound<'_, PyAny>, name: &str) -> PyRes<(Self, Vec<String>)> {
+        let bytes = crate::convert::bytes_arg(data, "data")?;
+        let (inner, words) = py.detach(|| arpa::read_arpa(&bytes[..], name))?;
+        Ok((PyNGramLM { inner }, words))
+    }
+
+    /// Save the binary hash layout (plus `extra` bytes; `ngrams` keeps the sorted n-gram list).
+    fn save(&self, py: Python<'_>, path: &str, extra: &Bound<'_, PyAny>, ngrams: bool) -> PyRes<()> {
+        let extra = crate::convert::bytes_arg(extra, "extra")?;
+        py.detach(|| -> stepfuse_core::Result<()> {
+            let f = std::fs::File::create(path).map_err(|e| CoreError::io(path, &e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            binary::save(&self.inner, &extra, ngrams, &mut w, path)?;
+            std::io::Write::flush(&mut w).map_err(|e| CoreError::io(path, &e))
+        })?;
+        Ok(())
+    }
+
+    /// Load a binary model (memory-mapped or copied): (model, extra bytes).
+    #[staticmethod]
+    fn load<'py>(py: Python<'py>, path: &str, mmap: bool) -> PyRes<(Self, Bound<'py, PyBytes>)> {
+        let (inner, extra) = py.detach(|| binary::load(path, mmap))?;
+        Ok((PyNGramLM { inner }, PyBytes::new(py, &extra)))
+    }
+
     /// Natural-log probabilities `float32 [B, vocab_size]` after each context row of `int64 [B, L]`.
     fn next_logprobs<'py>(
         &self,
@@ -250,9 +303,207 @@ impl PyNGramLM {
     }
 }
 
+fn ids_u32(v: &[i64], arg: &str) -> PyRes<Vec<u32>> {
+    v.iter()
+        .map(|&x| {
+            if x < 0 || x > u32::MAX as i64 {
+                Err(CoreError::out_of_range(arg, x, "token ids must lie in [0, 2^32)").into())
+            } else {
+                Ok(x as u32)
+            }
+        })
+        .collect()
+}
+
+/// Two int64 arrays (rows, columns).
+type PairI64<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
+/// Incremental no-repeat-n-gram states of a batch (see `stepfuse.ngram.NoRepeatNGram`).
+#[pyclass(module = "stepfuse._core", name = "_NoRepeatNGram")]
+pub struct PyNoRepeat {
+    inner: NoRepeatBatch,
+}
+
+#[pymethods]
+impl PyNoRepeat {
+    #[new]
+    fn new(n: i64, batch_size: i64) -> PyRes<Self> {
+        let n = non_negative(n, "n")?;
+        let b = non_negative(batch_size, "batch_size")?;
+        Ok(PyNoRepeat { inner: NoRepeatBatch::new(n, b)? })
+    }
+
+    #[getter]
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+
+    #[getter]
+    fn batch_size(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Append one token per row.
+    fn update(&mut self, tokens: &Bound<'_, PyAny>) -> PyRes<()> {
+        let t = int_array(tokens, "tokens")?.to_u32_ids("tokens", None)?;
+        Ok(self.inner.update(&t)?)
+    }
+
+    /// Append tokens to one row.
+    fn extend_row(&mut self, row: i64, tokens: &Bound<'_, PyAny>) -> PyRes<()> {
+        let r = non_negative(row, "row")?;
+        let t = int_array(tokens, "tokens")?.to_u32_ids("tokens", None)?;
+        Ok(self.inner.extend_row(r, &t)?)
+    }
+
+    /// Make the states equal to `input_ids int64 [B, L]` (extending rows that grew, rebuilding others).
+    fn sync(&mut self, py: Python<'_>, input_ids: PyReadonlyArray2<'_, i64>) -> PyRes<()> {
+        let (v, b, l) = owned2(&input_ids, "input_ids")?;
+        let ids = ids_u32(&v, "input_ids")?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.sync(&ids, b, l))?;
+        Ok(())
+    }
+
+    /// Banned (rows, cols) as int64 arrays, tokens below `limit`.
+    fn banned<'py>(&self, py: Python<'py>, limit: i64) -> PyRes<PairI64<'py>> {
+        let lim = non_negative(limit, "limit")?.min(u32::MAX as usize) as u32;
+        let (r, c) = self.inner.banned(lim);
+        Ok((Array1::from_vec(r).into_pyarray(py), Array1::from_vec(c).into_pyarray(py)))
+    }
+
+    /// Set banned entries of a C-contiguous float32 `[B, V]` numpy array to -inf in place.
+    fn apply_f32(&self, mut logits: PyReadwriteArray2<'_, f32>) -> PyRes<()> {
+        let v = logits.shape()[1];
+        let s = logits.as_slice_mut().map_err(|_| invalid("logits", "must be C-contiguous"))?;
+        Ok(self.inner.apply_f32(s, v)?)
+    }
+
+    /// History of one row (uint32).
+    fn history<'py>(&self, py: Python<'py>, row: i64) -> PyRes<Bound<'py, PyArray1<u32>>> {
+        let r = self.inner.row(non_negative(row, "row")?)?;
+        Ok(Array1::from_vec(r.history().to_vec()).into_pyarray(py))
+    }
+}
+
+/// Per-document scan result: (overlap, total, reference ids uint32 [R], spans uint64 [S, 2]).
+type ScanTuple<'py> = (u64, u64, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray2<u64>>);
+
+fn scan_out<'py>(py: Python<'py>, res: Vec<DocScan>) -> PyRes<Vec<ScanTuple<'py>>> {
+    res.into_iter()
+        .map(|d| {
+            let k = d.spans.len();
+            let flat: Vec<u64> = d.spans.iter().flat_map(|&(a, b)| [a, b]).collect();
+            Ok((d.overlap, d.total, Array1::from_vec(d.refs).into_pyarray(py), array2(py, flat, k, 2)?))
+        })
+        .collect()
+}
+
+fn id_docs(docs: &Bound<'_, PyAny>) -> PyRes<Vec<Vec<u64>>> {
+    let mut out = Vec::new();
+    for d in docs.try_iter()? {
+        out.push(int_array(&d?, "docs")?.to_u64_symbols());
+    }
+    Ok(out)
+}
+
+/// Reference n-gram set for decontamination (see `stepfuse.ngram.NGramIndex`).
+#[pyclass(module = "stepfuse._core", name = "_NGramIndex")]
+pub struct PyNGramIndex {
+    inner: NGramIndex,
+}
+
+#[pymethods]
+impl PyNGramIndex {
+    #[new]
+    fn new(n: i64, normalize: bool) -> PyRes<Self> {
+        Ok(PyNGramIndex { inner: NGramIndex::new(non_negative(n, "n")?, normalize)? })
+    }
+
+    #[getter]
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+
+    #[getter]
+    fn normalize(&self) -> bool {
+        self.inner.normalize()
+    }
+
+    #[getter]
+    fn num_ngrams(&self) -> usize {
+        self.inner.len()
+    }
+
+    #[getter]
+    fn num_docs(&self) -> u64 {
+        self.inner.num_docs()
+    }
+
+    /// Add reference texts with ids `first_id ..`.
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>, first_id: u32) -> PyRes<()> {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let docs: Vec<Doc<'_>> = texts.iter().map(|t| Doc::Text(t)).collect();
+            inner.add(&docs, first_id)
+        })?;
+        Ok(())
+    }
+
+    /// Add reference token-id documents with ids `first_id ..`.
+    fn add_ids(&mut self, py: Python<'_>, docs: &Bound<'_, PyAny>, first_id: u32) -> PyRes<()> {
+        let ids = id_docs(docs)?;
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let docs: Vec<Doc<'_>> = ids.iter().map(|t| Doc::Ids(t)).collect();
+            inner.add(&docs, first_id)
+        })?;
+        Ok(())
+    }
+
+    /// Scan texts: one (overlap, total, refs, spans) per text.
+    fn scan_texts<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        spans: bool,
+    ) -> PyRes<Vec<ScanTuple<'py>>> {
+        let res = py.detach(|| {
+            let docs: Vec<Doc<'_>> = texts.iter().map(|t| Doc::Text(t)).collect();
+            self.inner.scan(&docs, spans)
+        });
+        scan_out(py, res)
+    }
+
+    /// Scan token-id documents.
+    fn scan_ids<'py>(
+        &self,
+        py: Python<'py>,
+        docs: &Bound<'_, PyAny>,
+        spans: bool,
+    ) -> PyRes<Vec<ScanTuple<'py>>> {
+        let ids = id_docs(docs)?;
+        let res = py.detach(|| {
+            let docs: Vec<Doc<'_>> = ids.iter().map(|t| Doc::Ids(t)).collect();
+            self.inner.scan(&docs, spans)
+        });
+        scan_out(py, res)
+    }
+}
+
+/// Words of `text` as the index sees them (lowercased alphanumeric runs, or whitespace pieces).
+#[pyfunction]
+#[pyo3(signature = (text, normalize = true))]
+fn ngram_words(text: &str, normalize: bool) -> Vec<String> {
+    normalized_strings(text, normalize)
+}
+
 /// Register this area's classes and functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyNGramCounts>()?;
     m.add_class::<PyNGramLM>()?;
+    m.add_class::<PyNoRepeat>()?;
+    m.add_class::<PyNGramIndex>()?;
+    m.add_function(wrap_pyfunction!(ngram_words, m)?)?;
     Ok(())
 }

@@ -6,9 +6,13 @@
 //! dense unigrams and one compact hash table per higher order (≤ 12.25 bytes per n-gram below the top
 //! order, ≤ 8.25 at it), and a query costs at most two hash probes per order.
 
+pub mod arpa;
+pub mod binary;
 pub mod count;
 pub mod estimate;
+pub mod index;
 pub mod lm;
+pub mod norepeat;
 pub mod table;
 
 pub use count::{NGramCounts, Specials};
