@@ -199,7 +199,8 @@ def superposed_generate(
     last token); a finished draft stays among the k kept drafts as a candidate with its unchanged
     score, so it is displaced only by better-scored candidates. Generation stops after
     ``max_new_tokens`` or when no prompt has an alive draft. Drafts are distinct by construction
-    (distinct (draft, token) pairs of distinct drafts); identical drafts would still be removed.
+    (distinct (draft, token) pairs of distinct drafts); identical drafts would still be removed. Fewer
+    than ``k`` drafts come back when fewer distinct candidates exist (e.g. ``top_m < k``).
     The deterministic top-k procedure draws no random numbers: ``seed`` is accepted for API symmetry
     and does not change the result.
 
@@ -215,7 +216,8 @@ def superposed_generate(
             ``min(k·k, vocab)``).
         alpha: n-gram interpolation weight in [0, 1] (Eq. 2).
         ngram: n-gram scorer (``stepfuse.NGramLM`` or any :class:`NGramScorer`) or None.
-        temperature: > 0, divides the logits before ``log_softmax`` (the paper's tuned 0.06 by default).
+        temperature: > 0, divides the logits before ``log_softmax``. The defaults (temperature 0.06,
+            alpha 0.54, top_m = k·k) are the reference implementation's tuned setting for k = 3.
         eos_token_id: id or ids that end a draft, or None.
         attention_mask: int/bool ``[B, L]``, 1 = token, 0 = left padding; None means all ones.
         seed: unused (deterministic procedure).
