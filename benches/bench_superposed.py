@@ -215,7 +215,13 @@ def _generation_case(model: Any, ngram: Any, prompts: list[Any], quality: bool) 
             prompt, attention_mask=torch.ones_like(prompt), num_return_sequences=K, **gen_kw
         )
 
-    info: dict[str, Any] = {"k": K, "new_tokens": NEW, "prompt_tokens": prompt.shape[1]}
+    info: dict[str, Any] = {
+        "k": K,
+        "new_tokens": NEW,
+        "prompt_tokens": prompt.shape[1],
+        "model_forwards": f"ours 1 prefill + {NEW - 1} superposed (batch 1) + 1 perplexity (batch {K}); "
+        f"3 runs: 3 x {NEW}; num_return: {NEW} at batch {K}",
+    }
     if quality:
         sup, nuc, plain = [], [], []
         torch.manual_seed(0)
