@@ -212,9 +212,10 @@ def test_matches_dense_oracle(name, k, m, T, alpha, use_ngram, eos, temp):
     prompt=st.lists(st.integers(0, V - 1), min_size=1, max_size=6),
     temp=st.sampled_from([0.06, 1.0]),
     ng_vocab=st.sampled_from([V, 20]),
+    name=st.sampled_from(["gpt2", "llama"]),
 )
-def test_matches_dense_oracle_property(k, m, T, alpha, eos, prompt, temp, ng_vocab):
-    mdl = model("gpt2", torch.float64)
+def test_matches_dense_oracle_property(k, m, T, alpha, eos, prompt, temp, ng_vocab, name):
+    mdl = model(name, torch.float64)
     ng = _ngram(4, weights=[0.0, 0.2, 0.3, 0.5], vocab_size=ng_vocab, corpus_seed=1, n=20)
     e = None if eos is None else [eos]
     res = superposed_generate(
@@ -520,3 +521,14 @@ def test_malformed_arguments_raise_only_stepfuse_errors(
     except errors.StepfuseError:
         return
     assert isinstance(res, SuperposedResult)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_bfloat16_model_runs(name):
+    mdl = model(name, torch.bfloat16)
+    res = superposed_generate(
+        mdl, [[0, 4, 5, 6], [7, 8, 9, 10]], attention_mask=[[0, 1, 1, 1], [1] * 4], k=3, max_new_tokens=4
+    )
+    for b in range(2):
+        assert len(set(map(tuple, res.drafts[b]))) == 3
+        assert all(math.isfinite(p) for p in res.perplexities[b])
