@@ -51,7 +51,9 @@ class Bench:
 REGISTRY: list[Bench] = []
 
 
-def bench(name: str, *, target: str = "", gpu: bool = False) -> Callable[[Callable[[], Case]], Callable[[], Case]]:
+def bench(
+    name: str, *, target: str = "", gpu: bool = False
+) -> Callable[[Callable[[], Case]], Callable[[], Case]]:
     """Register a workload. ``name`` is ``area/workload``; the decorated function builds the Case."""
 
     def deco(fn: Callable[[], Case]) -> Callable[[], Case]:

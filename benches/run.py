@@ -46,15 +46,15 @@ def load_modules(only: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", default=os.environ.get("ONLY") or None, help="substring of module or workload name")
+    ap.add_argument(
+        "--only", default=os.environ.get("ONLY") or None, help="substring of module or workload name"
+    )
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args(argv)
 
     load_modules(args.only)
-    selected = [
-        b for b in REGISTRY if not args.only or args.only in b.name or args.only in b.module
-    ]
+    selected = [b for b in REGISTRY if not args.only or args.only in b.name or args.only in b.module]
     if not selected:
         print(f"no benchmark matches {args.only!r}; known: {', '.join(b.name for b in REGISTRY)}")
         return 2
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                 "baselines": {},
             }
             if not case.baselines:
-                print(f"{b.name:<44} {_fmt_time(ours.median_s):>10} {'(none)':<26} {'-':>10} {'-':>8}  {b.target}")
+                print(
+                    f"{b.name:<44} {_fmt_time(ours.median_s):>10} {'(none)':<26} {'-':>10} {'-':>8}  {b.target}"
+                )
             for bname, bfn in case.baselines.items():
                 bt = time_callable(bfn, repeats=case.baseline_repeats or case.repeats or args.repeats)
                 ratio = bt.median_s / ours.median_s if ours.median_s > 0 else float("inf")
