@@ -1,5 +1,17 @@
 # Hand-written stubs of the extension module stepfuse._core, kept true by
-# `python -m mypy.stubtest stepfuse._core` in `make test`. One section per area.
+# `python -m mypy.stubtest stepfuse._core` in `make test`. One section per area; imports live
+# here at the top so area sections never repeat them.
+
+from collections.abc import Sequence
+from typing import Any, final
+from typing import Any as _Any
+from typing import final as _final
+
+import numpy as _np
+import numpy as np
+import numpy.typing as _npt
+import numpy.typing as npt
+from numpy.typing import NDArray
 
 __version__: str
 
@@ -7,11 +19,6 @@ def _raise_core_error(kind: str, arg: str, msg: str) -> None: ...
 
 # ---- vocab ------------------------------------------------------------------------------------
 
-from collections.abc import Sequence  # noqa: E402
-from typing import Any, final  # noqa: E402
-
-import numpy as np  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
 
 @final
 class ByteVocab:
@@ -80,20 +87,13 @@ class GfdLayout:
 # ---- end vocab --------------------------------------------------------------------------------
 
 
-
 # ---- fusion -----------------------------------------------------------------------------------
 
 # ---- end fusion -------------------------------------------------------------------------------
 
 
-
 # ---- search -----------------------------------------------------------------------------------
 
-from typing import Any as _Any  # noqa: E402
-from typing import final as _final  # noqa: E402
-
-import numpy as _np  # noqa: E402
-import numpy.typing as _npt  # noqa: E402
 
 _IntArr = _npt.NDArray[_np.int64]
 
@@ -181,13 +181,8 @@ def _vote(
 # ---- end search -------------------------------------------------------------------------------
 
 
-
 # ---- ngram ------------------------------------------------------------------------------------
 
-from typing import final  # noqa: E402
-
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
 
 @final
 class _NGramCounts:
@@ -280,9 +275,7 @@ def ngram_words(text: str, normalize: bool = True) -> list[str]: ...
 # ---- end ngram --------------------------------------------------------------------------------
 
 
-
 # ---- strings ----------------------------------------------------------------------------------
-import numpy as _np  # noqa: E402
 
 def hamming_distances(
     text: object, pattern: object, k: int | None = None, method: str = "auto"
