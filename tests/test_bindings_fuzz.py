@@ -139,3 +139,67 @@ def test_no_panic_on_malformed_input(name: str, obj: object, args: list[object],
                 continue
             if isinstance(attr, (staticmethod, classmethod)) or inspect.isbuiltin(getattr(obj, mname, None)):
                 _call(getattr(obj, mname), margs)
+
+
+def _valid_instances() -> dict[str, object]:
+    """One small, valid instance of every extension class, so their methods see malformed input too
+    (random constructor arguments rarely build one)."""
+    from stepfuse.ngram import NGramCounts, NGramIndex, NGramLM, NoRepeatNGram
+
+    sents = [[1, 2, 3, 1, 2], [2, 3, 4], [1]]
+    tree = _core.SearchTree(2, seed=1, max_nodes=1000)
+    tree.expand(tree.roots, np.array([0, 2, 3], np.int64), np.array([0.5, 0.5, 1.0], np.float32))
+    out: dict[str, object] = {
+        "ByteVocab": _core.ByteVocab([b"a", b"ab", None, b"\xff", b"ab", b""], special_ids=[2]),
+        "SearchTree": tree,
+        "_NGramCounts": NGramCounts.count(sents, 3)._inner,
+        "_NGramLM": NGramLM.train(sents, 3, vocab_size=6)._inner,
+        "_NGramLM_mle": NGramLM.train(sents, 3, smoothing="interpolated_mle", weights=[0.2, 0.3, 0.5])._inner,
+        "_NoRepeatNGram": NoRepeatNGram(2, 2)._inner,
+        "_NGramIndex": NGramIndex.build(["the cat sat on the mat"], n=2)._inner,
+    }
+    out["GfdLayout"] = out["ByteVocab"].gfd_layout([b"a"], [np.array([0, 1], np.int64)], 4)  # type: ignore[attr-defined]
+    return out
+
+
+try:
+    INSTANCES = sorted(_valid_instances().items())
+except Exception as e:  # an API change must not hide the whole module; the test below reports it
+    INSTANCES = [("build-failed", e)]
+
+
+@pytest.mark.parametrize(("name", "inst"), INSTANCES, ids=[n for n, _ in INSTANCES])
+@settings(max_examples=40)
+@given(margs=st.lists(_VALUES, max_size=5))
+def test_no_panic_in_methods_of_valid_instances(name: str, inst: object, margs: list[object]) -> None:
+    assert not isinstance(inst, Exception), f"could not build the valid instances: {inst!r}"
+    for mname in dir(inst):
+        if mname.startswith("__"):
+            continue
+        meth = getattr(inst, mname, None)
+        if callable(meth):
+            _call(meth, margs)
+
+
+def test_every_extension_class_has_a_valid_instance() -> None:
+    """A class added to the extension later must get an entry in ``_valid_instances``."""
+    classes = {n for n, o in vars(_core).items() if inspect.isclass(o) and not n.startswith("__")}
+    built = {type(inst).__name__ for _, inst in INSTANCES}
+    assert classes <= built, f"add a valid instance for: {sorted(classes - built)}"
+
+
+def test_call_reports_a_panic_and_swallows_ordinary_errors() -> None:
+    """The detector itself: PyO3's PanicException derives from BaseException, so it is re-raised."""
+
+    class PanicException(BaseException):
+        pass
+
+    def panics() -> None:
+        raise PanicException("index out of bounds")
+
+    def errors() -> None:
+        raise ValueError("fine")
+
+    assert _call(errors, []) is None
+    with pytest.raises(AssertionError, match="panic escaped"):
+        _call(panics, [])
