@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stepfuse.errors import InvalidArgumentError, InvalidTypeError, OutOfRangeError
+from stepfuse.errors import InvalidArgumentError, InvalidTypeError, LimitExceededError, OutOfRangeError
 from stepfuse.ngram import NoRepeatNGram
 
 
@@ -74,6 +74,9 @@ def test_apply_numpy_dtypes_and_torch() -> None:
 def test_bad_input() -> None:
     with pytest.raises(InvalidArgumentError):
         NoRepeatNGram(0)
+    for batch in (2**24 + 1, 2**40, 2**63 - 1):  # an absurd batch is an error, never an allocation panic
+        with pytest.raises(LimitExceededError, match="batch"):
+            NoRepeatNGram(2, batch)
     s = NoRepeatNGram(2, 2)
     with pytest.raises(InvalidArgumentError):
         s.update([1])

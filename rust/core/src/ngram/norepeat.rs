@@ -130,6 +130,23 @@ impl NoRepeat {
     }
 }
 
+/// Most rows a batch may have: far above any decoding batch, far below what would exhaust memory.
+pub const MAX_BATCH: usize = 1 << 24;
+
+/// `batch` empty states, or an error (never an allocation panic) when `batch` is absurd.
+fn empty_rows(n: usize, batch: usize) -> Result<Vec<NoRepeat>> {
+    let one = NoRepeat::new(n)?;
+    if batch > MAX_BATCH {
+        return Err(CoreError::limit("batch", MAX_BATCH as u64, format!("got {batch} rows")));
+    }
+    let mut rows = Vec::new();
+    rows.try_reserve_exact(batch).map_err(|e| {
+        CoreError::limit("batch", MAX_BATCH as u64, format!("cannot allocate {batch} rows: {e}"))
+    })?;
+    rows.resize(batch, one);
+    Ok(rows)
+}
+
 /// No-repeat states of a batch of sequences.
 #[derive(Clone, Debug)]
 pub struct NoRepeatBatch {
@@ -140,8 +157,7 @@ pub struct NoRepeatBatch {
 impl NoRepeatBatch {
     /// `batch` empty sequences.
     pub fn new(n: usize, batch: usize) -> Result<Self> {
-        let one = NoRepeat::new(n)?;
-        Ok(NoRepeatBatch { n, rows: vec![one; batch] })
+        Ok(NoRepeatBatch { n, rows: empty_rows(n, batch)? })
     }
 
     /// Batch size.
@@ -197,7 +213,7 @@ impl NoRepeatBatch {
             ));
         }
         if self.rows.len() != batch {
-            self.rows = vec![NoRepeat::new(self.n)?; batch];
+            self.rows = empty_rows(self.n, batch)?;
         }
         let work = |(i, r): (usize, &mut NoRepeat)| -> Result<()> {
             let row = &ids[i * len..(i + 1) * len];
@@ -255,6 +271,17 @@ impl NoRepeatBatch {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn absurd_batch_is_an_error_not_a_panic() {
+        for batch in [MAX_BATCH + 1, usize::MAX / 2, usize::MAX] {
+            let e = NoRepeatBatch::new(3, batch).unwrap_err();
+            assert!(matches!(e, CoreError::LimitExceeded { .. }), "{e}");
+        }
+        let mut b = NoRepeatBatch::new(3, 2).unwrap();
+        assert!(b.sync(&[], usize::MAX, 0).is_err());
+        assert_eq!(NoRepeatBatch::new(3, 0).unwrap().len(), 0);
+    }
 
     fn brute(seq: &[u32], n: usize) -> BTreeSet<u32> {
         let l = seq.len();
