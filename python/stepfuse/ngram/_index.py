@@ -78,7 +78,7 @@ class NGramIndex:
 
     Build from reference documents (texts, normalized as :func:`words` does, or token-id sequences),
     then :meth:`scan` documents in a stream. Hashing and lookups run in Rust (rayon, GIL released):
-    O(bytes) per document, ~20 bytes per distinct reference n-gram; distinct n-grams collide with
+    O(bytes) per document, ~24 bytes per distinct reference n-gram; distinct n-grams collide with
     probability ~2^-64 per pair.
     """
 
