@@ -69,6 +69,60 @@ def test_id_scan_matches_brute_force(refs: list[list[int]], docs: list[list[int]
             assert 0 <= a < b <= len(d)
 
 
+def oracle_spans(refs: list[str], doc: str, n: int) -> list[tuple[int, int]]:
+    """Merged character spans of the doc's n-grams that occur in some reference (words as in
+    :func:`oracle_words`, spans from the regex match positions)."""
+    ref_grams = set()
+    for r in refs:
+        w = oracle_words(r)
+        ref_grams.update(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
+    ms = list(re.finditer(r"[^\W_]+", doc))
+    w = [m.group().lower() for m in ms]
+    out: list[tuple[int, int]] = []
+    for i in range(len(w) - n + 1):
+        if tuple(w[i : i + n]) in ref_grams:
+            a, b = ms[i].start(), ms[i + n - 1].end()
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], b))
+            else:
+                out.append((a, b))
+    return out
+
+
+@settings(max_examples=80)
+@given(
+    st.lists(st.text(ALPHABET, max_size=40), min_size=1, max_size=4),
+    st.lists(st.text(ALPHABET, max_size=40), max_size=6),
+    st.integers(1, 3),
+    st.integers(1, 7),
+)
+def test_unicode_scan_reports_match_oracle(refs: list[str], docs: list[str], n: int, batch: int) -> None:
+    """Empty, one-character, whitespace-run and non-ASCII documents; reports must not depend on the
+    batching (the binding returns each batch as flat columns)."""
+    idx = NGramIndex.build(refs, n=n, batch_size=batch)
+    reps = idx.scan_all(docs, batch_size=batch)
+    assert [r.index for r in reps] == list(range(len(docs)))
+    assert reps == idx.scan_all(docs, batch_size=len(docs) + 1)
+    ref_words = [oracle_words(r) for r in refs]
+    for rep, d in zip(reps, docs):
+        assert (rep.overlap, rep.total, rep.reference_ids) == brute(ref_words, oracle_words(d), n)
+        assert rep.spans == oracle_spans(refs, d, n)
+        assert all(type(x) is int for x in [rep.overlap, rep.total, *rep.reference_ids])
+        assert all(type(s) is tuple and len(s) == 2 for s in rep.spans)
+    no_spans = idx.scan_all(docs, spans=False)
+    assert [(r.overlap, r.reference_ids, r.spans) for r in no_spans] == [
+        (r.overlap, r.reference_ids, []) for r in reps
+    ]
+
+
+def test_lone_surrogate_is_an_invalid_argument() -> None:
+    with pytest.raises(InvalidArgumentError):
+        NGramIndex.build(["ok text", "bad \ud800 text"], n=1)
+    idx = NGramIndex.build(["ok text"], n=1)
+    with pytest.raises(InvalidArgumentError):
+        idx.scan_all(["bad \ud800"])
+
+
 def test_spans_are_character_offsets() -> None:
     idx = NGramIndex.build(["The quick brown fox jumps"], n=3)
     doc = "Yesterday, THE quick-brown fox slept."

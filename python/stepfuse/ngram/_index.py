@@ -151,14 +151,13 @@ class NGramIndex:
         i = 0
         for batch in _batches(docs, batch_size):
             kind = self._check_kind(batch)
-            res = (
+            cols = (
                 self._inner.scan_texts(batch, spans)  # type: ignore[arg-type]
                 if kind == "text"
                 else self._inner.scan_ids(batch, spans)
             )
-            for overlap, total, refs, sp in res:
-                yield DocReport(i, int(overlap), int(total), refs.tolist(), [(int(a), int(b)) for a, b in sp])
-                i += 1
+            yield from _reports(i, *cols)
+            i += len(batch)
             if bar is not None:
                 bar.update(len(batch))
         if bar is not None:
@@ -167,6 +166,25 @@ class NGramIndex:
     def scan_all(self, docs: Iterable[Doc], **kw: Any) -> list[DocReport]:
         """:meth:`scan` collected into a list."""
         return list(self.scan(docs, **kw))
+
+
+def _reports(
+    first: int,
+    overlap: np.ndarray,
+    total: np.ndarray,
+    ref_offsets: np.ndarray,
+    refs: np.ndarray,
+    span_offsets: np.ndarray,
+    spans: np.ndarray,
+) -> Iterator[DocReport]:
+    """:class:`DocReport` objects from the flat columns of one scanned batch: each column becomes a
+    Python list once, and a report takes slices of them (no per-document numpy calls)."""
+    ro = ref_offsets.tolist()
+    so = span_offsets.tolist()
+    ids = refs.tolist()
+    pairs = list(zip(spans[:, 0].tolist(), spans[:, 1].tolist())) if len(spans) else []
+    for k, (ov, tot) in enumerate(zip(overlap.tolist(), total.tolist())):
+        yield DocReport(first + k, ov, tot, ids[ro[k] : ro[k + 1]], pairs[so[k] : so[k + 1]])
 
 
 def _bar(on: bool, desc: str) -> Any:

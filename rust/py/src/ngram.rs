@@ -3,7 +3,7 @@
 use numpy::ndarray::{Array1, Array2};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 use stepfuse_core::ngram::index::{normalized_strings, Doc, DocScan, NGramIndex};
 use stepfuse_core::ngram::norepeat::NoRepeatBatch;
 use stepfuse_core::ngram::{
@@ -386,15 +386,71 @@ impl PyNoRepeat {
     }
 }
 
-/// Per-document scan result: (overlap, total, reference ids uint32 [R], spans uint64 [S, 2]).
-type ScanTuple<'py> = (u64, u64, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray2<u64>>);
+/// Scan results of a batch as flat columns: overlap u64 [D], total u64 [D], reference-id offsets
+/// u64 [D + 1] into reference ids u32 [R], span offsets u64 [D + 1] into spans u64 [S, 2]. Document d
+/// owns `refs[ref_offsets[d]..ref_offsets[d + 1]]` and likewise for spans.
+type ScanColumns<'py> = (
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray2<u64>>,
+);
 
-fn scan_out<'py>(py: Python<'py>, res: Vec<DocScan>) -> PyRes<Vec<ScanTuple<'py>>> {
-    res.into_iter()
-        .map(|d| {
-            let k = d.spans.len();
-            let flat: Vec<u64> = d.spans.iter().flat_map(|&(a, b)| [a, b]).collect();
-            Ok((d.overlap, d.total, Array1::from_vec(d.refs).into_pyarray(py), array2(py, flat, k, 2)?))
+/// The columns of [`ScanColumns`] as owned vectors (spans flattened row-major).
+struct Columns {
+    overlap: Vec<u64>,
+    total: Vec<u64>,
+    ref_offsets: Vec<u64>,
+    refs: Vec<u32>,
+    span_offsets: Vec<u64>,
+    spans: Vec<u64>,
+}
+
+fn columns(res: Vec<DocScan>) -> Columns {
+    let d = res.len();
+    let mut c = Columns {
+        overlap: Vec::with_capacity(d),
+        total: Vec::with_capacity(d),
+        ref_offsets: Vec::with_capacity(d + 1),
+        refs: Vec::new(),
+        span_offsets: Vec::with_capacity(d + 1),
+        spans: Vec::new(),
+    };
+    c.ref_offsets.push(0);
+    c.span_offsets.push(0);
+    for r in res {
+        c.overlap.push(r.overlap);
+        c.total.push(r.total);
+        c.refs.extend_from_slice(&r.refs);
+        c.ref_offsets.push(c.refs.len() as u64);
+        c.spans.extend(r.spans.iter().flat_map(|&(a, b)| [a, b]));
+        c.span_offsets.push(c.spans.len() as u64 / 2);
+    }
+    c
+}
+
+fn scan_out(py: Python<'_>, c: Columns) -> PyRes<ScanColumns<'_>> {
+    let k = c.spans.len() / 2;
+    Ok((
+        Array1::from_vec(c.overlap).into_pyarray(py),
+        Array1::from_vec(c.total).into_pyarray(py),
+        Array1::from_vec(c.ref_offsets).into_pyarray(py),
+        Array1::from_vec(c.refs).into_pyarray(py),
+        Array1::from_vec(c.span_offsets).into_pyarray(py),
+        array2(py, c.spans, k, 2)?,
+    ))
+}
+
+/// The UTF-8 of each text, borrowed from the str objects (which `texts` keeps alive): no copy.
+fn borrow_texts<'a>(texts: &'a [Bound<'_, PyString>]) -> PyRes<Vec<&'a str>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.to_str()
+                .map_err(|_| invalid("texts", format!("text {i} is not valid Unicode (a lone surrogate?)")))
         })
         .collect()
 }
@@ -441,7 +497,8 @@ impl PyNGramIndex {
     }
 
     /// Add reference texts with ids `first_id ..`.
-    fn add_texts(&mut self, py: Python<'_>, texts: Vec<String>, first_id: u32) -> PyRes<()> {
+    fn add_texts(&mut self, py: Python<'_>, texts: Vec<Bound<'_, PyString>>, first_id: u32) -> PyRes<()> {
+        let texts = borrow_texts(&texts)?;
         let inner = &mut self.inner;
         py.detach(|| {
             let docs: Vec<Doc<'_>> = texts.iter().map(|t| Doc::Text(t)).collect();
@@ -461,33 +518,34 @@ impl PyNGramIndex {
         Ok(())
     }
 
-    /// Scan texts: one (overlap, total, refs, spans) per text.
+    /// Scan texts (borrowed, not copied, while the GIL is released): flat result columns.
     fn scan_texts<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<String>,
+        texts: Vec<Bound<'py, PyString>>,
         spans: bool,
-    ) -> PyRes<Vec<ScanTuple<'py>>> {
-        let res = py.detach(|| {
-            let docs: Vec<Doc<'_>> = texts.iter().map(|t| Doc::Text(t)).collect();
-            self.inner.scan(&docs, spans)
+    ) -> PyRes<ScanColumns<'py>> {
+        let strs = borrow_texts(&texts)?;
+        let cols = py.detach(|| {
+            let docs: Vec<Doc<'_>> = strs.iter().map(|t| Doc::Text(t)).collect();
+            columns(self.inner.scan(&docs, spans))
         });
-        scan_out(py, res)
+        scan_out(py, cols)
     }
 
-    /// Scan token-id documents.
+    /// Scan token-id documents: flat result columns.
     fn scan_ids<'py>(
         &self,
         py: Python<'py>,
         docs: &Bound<'_, PyAny>,
         spans: bool,
-    ) -> PyRes<Vec<ScanTuple<'py>>> {
+    ) -> PyRes<ScanColumns<'py>> {
         let ids = id_docs(docs)?;
-        let res = py.detach(|| {
+        let cols = py.detach(|| {
             let docs: Vec<Doc<'_>> = ids.iter().map(|t| Doc::Ids(t)).collect();
-            self.inner.scan(&docs, spans)
+            columns(self.inner.scan(&docs, spans))
         });
-        scan_out(py, res)
+        scan_out(py, cols)
     }
 }
 
