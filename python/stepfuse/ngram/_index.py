@@ -178,13 +178,20 @@ def _reports(
     spans: np.ndarray,
 ) -> Iterator[DocReport]:
     """:class:`DocReport` objects from the flat columns of one scanned batch: each column becomes a
-    Python list once, and a report takes slices of them (no per-document numpy calls)."""
+    Python list once, and each report gets its own slices of them (no per-document numpy calls)."""
+    ids = refs.tolist()
+    pairs = list(zip(spans[:, 0].tolist(), spans[:, 1].tolist()))
     ro = ref_offsets.tolist()
     so = span_offsets.tolist()
-    ids = refs.tolist()
-    pairs = list(zip(spans[:, 0].tolist(), spans[:, 1].tolist())) if len(spans) else []
     for k, (ov, tot) in enumerate(zip(overlap.tolist(), total.tolist())):
-        yield DocReport(first + k, ov, tot, ids[ro[k] : ro[k + 1]], pairs[so[k] : so[k + 1]])
+        # A document without hits (the common case) gets fresh empty lists without slicing.
+        yield DocReport(
+            first + k,
+            ov,
+            tot,
+            ids[ro[k] : ro[k + 1]] if ov else [],
+            pairs[so[k] : so[k + 1]] if ov and pairs else [],
+        )
 
 
 def _bar(on: bool, desc: str) -> Any:
