@@ -53,6 +53,10 @@ def test_text_scan_matches_brute_force(refs: list[str], docs: list[str], n: int)
         # spans cover exactly the matched words
         covered = "".join(d[a:b] for a, b in rep.spans)
         assert rep.overlap == 0 or len(oracle_words(covered)) >= n
+    overlap, total = idx.overlap_counts(iter(docs), batch_size=2)
+    assert overlap.dtype == total.dtype == np.int64
+    want = [brute(ref_words, oracle_words(d), n)[:2] for d in docs]
+    assert list(zip(overlap.tolist(), total.tolist())) == want
 
 
 @settings(max_examples=40)
@@ -67,6 +71,10 @@ def test_id_scan_matches_brute_force(refs: list[list[int]], docs: list[list[int]
         assert (rep.overlap, rep.total, rep.reference_ids) == brute(refs, d, n)
         for a, b in rep.spans:
             assert 0 <= a < b <= len(d)
+    overlap, total = idx.overlap_counts(docs, batch_size=3)
+    assert list(zip(overlap.tolist(), total.tolist())) == [brute(refs, d, n)[:2] for d in docs]
+    empty = idx.overlap_counts([])
+    assert empty[0].shape == empty[1].shape == (0,)
 
 
 def oracle_spans(refs: list[str], doc: str, n: int) -> list[tuple[int, int]]:

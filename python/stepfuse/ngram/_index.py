@@ -163,6 +163,32 @@ class NGramIndex:
         if bar is not None:
             bar.close()
 
+    def overlap_counts(
+        self, docs: Iterable[Doc], *, batch_size: int = 4096, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Columnar form of :meth:`scan` for corpus-scale filtering: ``(overlap, total)``, two int64
+        arrays with one entry per document (``DocReport.overlap`` and ``DocReport.total``), without
+        building a report object per document. ``overlap / np.maximum(total, 1)`` is the fraction."""
+        bar = _bar(progress, "scanning")
+        parts_o: list[np.ndarray] = []
+        parts_t: list[np.ndarray] = []
+        for batch in _batches(docs, batch_size):
+            kind = self._check_kind(batch)
+            cols = (
+                self._inner.scan_texts(batch, False)  # type: ignore[arg-type]
+                if kind == "text"
+                else self._inner.scan_ids(batch, False)
+            )
+            parts_o.append(cols[0].astype(np.int64))
+            parts_t.append(cols[1].astype(np.int64))
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        if not parts_o:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(parts_o), np.concatenate(parts_t)
+
     def scan_all(self, docs: Iterable[Doc], **kw: Any) -> list[DocReport]:
         """:meth:`scan` collected into a list."""
         return list(self.scan(docs, **kw))
