@@ -568,6 +568,17 @@ mod tests {
         prop::collection::vec(byte, 0..14)
     }
 
+    /// Large vocabularies over a 4-letter alphabet: many shared prefixes and ties, so the radix
+    /// passes, the single-digit skips and the >= 8-byte tie fix-up all run.
+    fn big_tokens_strategy() -> impl Strategy<Value = (Vec<Option<Vec<u8>>>, Vec<u32>)> {
+        let byte = prop_oneof![Just(0u8), Just(0xffu8), Just(b'a'), Just(b'b')];
+        let tok = prop::option::weighted(0.95, prop::collection::vec(byte, 0..20));
+        prop::collection::vec(tok, 64..700).prop_flat_map(|toks| {
+            let n = toks.len() as u32;
+            (Just(toks), prop::collection::vec(0..n, 0..5))
+        })
+    }
+
     proptest! {
         #[test]
         fn queries_match_linear_scan((tokens, special) in tokens_strategy(), q in query_strategy()) {
@@ -617,6 +628,47 @@ mod tests {
             b.extend_from_slice(&buf);
             let _ = ByteVocab::from_bytes(&b);
             let _ = ByteVocab::from_bytes(&buf);
+        }
+    }
+
+    proptest! {
+        // Each case builds a vocabulary of hundreds of tokens: fewer cases keep the test short.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn big_sorted_order_and_ranges_match_oracle(
+            (tokens, special) in big_tokens_strategy(),
+            qs in prop::collection::vec(prop::collection::vec(prop_oneof![Just(0u8), Just(0xffu8), Just(b'a')], 0..12), 8),
+        ) {
+            let v = vocab(&tokens, &special);
+            let m = matchable(&tokens, &special);
+            let mut want: Vec<(Vec<u8>, u32)> = m.iter().map(|(i, t)| (t.clone(), *i)).collect();
+            want.sort();
+            let got: Vec<(Vec<u8>, u32)> = v.sorted_ids()[..v.n_match()]
+                .iter()
+                .map(|&i| (v.token_bytes(i).unwrap().to_vec(), i))
+                .collect();
+            prop_assert_eq!(got, want.clone());
+            let rest: Vec<u32> = v.sorted_ids()[v.n_match()..].to_vec();
+            let mut rest_want: Vec<u32> =
+                (0..tokens.len() as u32).filter(|i| tokens[*i as usize].is_none() || special.contains(i)).collect();
+            rest_want.dedup();
+            prop_assert_eq!(rest, rest_want);
+            for (r, &id) in v.sorted_ids().iter().enumerate() {
+                prop_assert_eq!(v.ranks()[id as usize] as usize, r);
+                let t = tokens[id as usize].as_deref().unwrap_or(&[]);
+                prop_assert_eq!(v.token_bytes(id).unwrap(), t);
+            }
+            for q in qs.iter().chain(want.iter().map(|w| &w.0).take(20)) {
+                // brute force: positions in the sorted oracle whose bytes start with q
+                let pos: Vec<usize> = (0..want.len()).filter(|&r| want[r].0.starts_with(q)).collect();
+                let (lo, hi) = v.prefix_range(q, false);
+                prop_assert_eq!((lo..hi).collect::<Vec<_>>(), pos);
+                let pos_s: Vec<usize> = (0..want.len())
+                    .filter(|&r| want[r].0.starts_with(q) && want[r].0.len() > q.len())
+                    .collect();
+                let (lo, hi) = v.prefix_range(q, true);
+                prop_assert_eq!((lo..hi).collect::<Vec<_>>(), pos_s);
+            }
         }
     }
 
