@@ -358,6 +358,18 @@ impl ByteVocab {
         start
     }
 
+    /// `keys.partition_point(pred)` for a run that is usually short: the first 16 keys (one cache
+    /// line from `lo` on, often already loaded by the lower-bound search) are checked before a
+    /// binary search of the rest.
+    #[inline]
+    fn near_end(keys: &[u32], pred: impl Fn(u32) -> bool) -> usize {
+        const NEAR: usize = 16;
+        if keys.len() <= NEAR || !pred(keys[NEAR - 1]) {
+            return keys[..keys.len().min(NEAR)].partition_point(|&k| pred(k));
+        }
+        NEAR + keys[NEAR..].partition_point(|&k| pred(k))
+    }
+
     /// Sorted positions `(lo, hi)` of the ordinary tokens whose bytes start with `prefix`
     /// (`strict`: and are longer than it). Tokens equal to `prefix` come first in the range.
     pub fn prefix_range(&self, prefix: &[u8], strict: bool) -> (usize, usize) {
@@ -385,8 +397,13 @@ impl ByteVocab {
                 // Zero-free short prefix: the keys alone decide. A token with key >= q starts with
                 // or follows the prefix, and it starts with it iff its first |rest| key bytes match.
                 let shift = 8 * (4 - rest.len()) as u32;
-                hi = lo + k4[lo..hi].partition_point(|&k| k >> shift == q >> shift);
+                hi = Self::near_end(&k4[lo..hi], |k| k >> shift == q >> shift) + lo;
             } else {
+                if rest.len() >= 4 {
+                    // A token starting with the prefix has exactly key q: cut the full
+                    // comparisons below down to the (short) run of equal keys.
+                    hi = Self::near_end(&k4[lo..hi], |k| k == q) + lo;
+                }
                 lo = self.gallop(lo, hi, |r| &self.at(r)[2..] < rest);
                 hi = self.gallop(lo, hi, |r| self.at(r)[2..].starts_with(rest));
             }
