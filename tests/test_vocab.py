@@ -252,3 +252,38 @@ def test_concurrent_queries_agree() -> None:
     with ThreadPoolExecutor(4) as ex:
         outs = list(ex.map(lambda _: v.extending_batch(queries)[1].tolist(), range(8)))
     assert all(o == want for o in outs)
+
+
+class _Bytes(bytes):
+    """A bytes subclass: read through the generic path, not the exact-bytes fast path."""
+
+
+@settings(max_examples=60, deadline=None)
+@given(vocabularies(), st.lists(QUERY, min_size=1, max_size=6))
+def test_list_fast_path_matches_other_sequences(
+    vs: tuple[list[bytes | None], list[int]], queries: list[bytes]
+) -> None:
+    toks, special = vs
+    ref = ByteVocab(tuple(toks), special)
+    mixed = [
+        None if t is None else (bytearray(t) if i % 3 == 1 else _Bytes(t) if i % 3 == 2 else t)
+        for i, t in enumerate(toks)
+    ]
+    for v in (ByteVocab(list(toks), special), ByteVocab(mixed, special), ByteVocab(iter(toks), special)):
+        assert v.sorted_ids.tolist() == ref.sorted_ids.tolist()
+        assert [v.token_bytes(i) for i in range(len(v))] == toks
+    want = sorted(t for _, t in matching(toks, special))
+    lo, hi = ref.prefix_ranges(list(queries))
+    lo2, hi2 = ref.prefix_ranges(tuple(bytearray(q) for q in queries))
+    assert lo.tolist() == lo2.tolist() and hi.tolist() == hi2.tolist()
+    for q, a, b in zip(queries, lo.tolist(), hi.tolist()):
+        assert b - a == sum(t.startswith(q) for t in want)
+
+
+def test_list_items_of_wrong_type_are_named() -> None:
+    with pytest.raises(InvalidTypeError, match=r"tokens\[2\]: must be bytes or None, got int"):
+        ByteVocab([b"a", None, 3])
+    with pytest.raises(InvalidTypeError, match=r"prefixes\[1\]: must be bytes, got NoneType"):
+        ByteVocab([b"a"]).prefix_ranges([b"a", None])
+    with pytest.raises(InvalidTypeError, match=r"prefixes\[0\]: must be bytes, got str"):
+        ByteVocab([b"a"]).extending_batch(["a"])

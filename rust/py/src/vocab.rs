@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 use stepfuse_core::vocab::{self as core, ByteVocab};
 use stepfuse_core::CoreError;
 
@@ -28,27 +29,108 @@ fn ids_i32(v: Vec<u32>) -> Vec<i32> {
     v.into_iter().map(|x| x as i32).collect()
 }
 
-/// Concatenate a sequence of bytes objects into (offsets, data); `arg` names the sequence.
-fn bytes_list(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<(Vec<u64>, Vec<u8>)> {
-    if obj.cast::<PyBytes>().is_ok() || obj.is_instance_of::<pyo3::types::PyString>() {
-        return Err(invalid_type(arg, "must be a sequence of bytes objects, not a single bytes/str"));
+/// Bytes of sequence items concatenated in order, with offsets (len n+1) and a kind per item.
+#[derive(Default)]
+struct Concat {
+    offsets: Vec<u64>,
+    data: Vec<u8>,
+    kinds: Vec<u8>,
+}
+
+impl Concat {
+    fn with_capacity(n: usize) -> Self {
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        Concat { offsets, data: Vec::with_capacity(n * 8), kinds: Vec::with_capacity(n) }
     }
-    let it = obj.try_iter().map_err(|_| invalid_type(arg, "must be a sequence of bytes objects"))?;
-    let mut offsets = vec![0u64];
-    let mut data = Vec::new();
-    for (i, item) in it.enumerate() {
-        let item = item?;
-        if let Ok(b) = item.cast::<PyBytes>() {
-            data.extend_from_slice(b.as_bytes());
+
+    /// Appends `item`: bytes or bytearray, or `None` (a missing id) when `allow_none`.
+    fn push_any(&mut self, item: &Bound<'_, PyAny>, arg: &str, i: usize, allow_none: bool) -> PyRes<()> {
+        if allow_none && item.is_none() {
+            self.kinds.push(core::TokenKind::Missing as u8);
+        } else if let Ok(b) = item.cast::<PyBytes>() {
+            self.data.extend_from_slice(b.as_bytes());
+            self.kinds.push(core::TokenKind::Bytes as u8);
         } else if let Ok(b) = item.cast::<PyByteArray>() {
-            data.extend_from_slice(&b.to_vec());
+            self.data.extend_from_slice(&b.to_vec());
+            self.kinds.push(core::TokenKind::Bytes as u8);
         } else {
             let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
-            return Err(invalid_type(&format!("{arg}[{i}]"), format!("must be bytes, got {t}")));
+            let want = if allow_none { "bytes or None" } else { "bytes" };
+            return Err(invalid_type(&format!("{arg}[{i}]"), format!("must be {want}, got {t}")));
         }
-        offsets.push(data.len() as u64);
+        self.offsets.push(self.data.len() as u64);
+        Ok(())
     }
-    Ok((offsets, data))
+}
+
+/// Concatenates a sequence of bytes objects (and `None` where `allow_none`) in one pass; `arg`
+/// names the sequence in errors. A `list` is read in place (no iterator, no reference counting
+/// per item, exact `bytes` read straight from the object); anything else goes through the
+/// iterator protocol.
+fn concat_bytes(obj: &Bound<'_, PyAny>, arg: &str, allow_none: bool) -> PyRes<Concat> {
+    let want = if allow_none { "bytes or None" } else { "bytes objects" };
+    if obj.cast::<PyBytes>().is_ok() || obj.is_instance_of::<PyString>() {
+        return Err(invalid_type(arg, format!("must be a sequence of {want}, not a single bytes/str")));
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        let n = list.len();
+        let mut out = Concat::with_capacity(n);
+        let none = obj.py().None();
+        let mut i = 0;
+        // The length is re-read each step: the slow path below may run Python code (a
+        // bytearray's buffer, an error's type name) that could shrink the list.
+        while i < list.len() {
+            // SAFETY: the GIL is held (we hold `obj: Bound`), the list is a real list and
+            // i < len(list) was checked just above with no Python code run since, so the item
+            // pointer is valid; PyList_GetItem returns a borrowed reference (the list keeps the
+            // item alive) and sets an exception instead of reading out of bounds.
+            let p = unsafe { ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t) };
+            if p.is_null() {
+                return Err(PyErr::fetch(obj.py()).into());
+            }
+            // SAFETY: `p` is a valid object (above); PyBytes_CheckExact only reads its type.
+            if unsafe { ffi::PyBytes_CheckExact(p) } != 0 {
+                // SAFETY: `p` is an exact bytes object, so PyBytes_AsString returns its internal
+                // buffer of PyBytes_Size bytes (neither can fail on a bytes object). bytes are
+                // immutable and the list keeps `p` alive while we copy, with the GIL held and no
+                // Python code run before the slice is dropped.
+                let b = unsafe {
+                    let ptr = ffi::PyBytes_AsString(p).cast::<u8>().cast_const();
+                    let len = ffi::PyBytes_Size(p);
+                    if ptr.is_null() || len < 0 {
+                        return Err(PyErr::fetch(obj.py()).into());
+                    }
+                    std::slice::from_raw_parts(ptr, len as usize)
+                };
+                out.data.extend_from_slice(b);
+                out.kinds.push(core::TokenKind::Bytes as u8);
+                out.offsets.push(out.data.len() as u64);
+            } else if allow_none && p == none.as_ptr() {
+                out.kinds.push(core::TokenKind::Missing as u8);
+                out.offsets.push(out.data.len() as u64);
+            } else {
+                // SAFETY: `p` is a valid borrowed reference under the GIL (above); the new
+                // Bound takes its own reference.
+                let item = unsafe { Bound::from_borrowed_ptr(obj.py(), p) };
+                out.push_any(&item, arg, i, allow_none)?;
+            }
+            i += 1;
+        }
+        return Ok(out);
+    }
+    let it = obj.try_iter().map_err(|_| invalid_type(arg, format!("must be a sequence of {want}")))?;
+    let mut out = Concat::with_capacity(obj.len().unwrap_or(0));
+    for (i, item) in it.enumerate() {
+        out.push_any(&item?, arg, i, allow_none)?;
+    }
+    Ok(out)
+}
+
+/// Concatenate a sequence of bytes objects into (offsets, data); `arg` names the sequence.
+fn bytes_list(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<(Vec<u64>, Vec<u8>)> {
+    let c = concat_bytes(obj, arg, false)?;
+    Ok((c.offsets, c.data))
 }
 
 fn csr<'py>(py: Python<'py>, offsets: Vec<u64>, ids: Vec<u32>) -> (I64Array<'py>, I32Array<'py>) {
@@ -82,41 +164,14 @@ impl PyByteVocab {
     #[new]
     #[pyo3(signature = (tokens, special_ids = None))]
     fn new(py: Python<'_>, tokens: &Bound<'_, PyAny>, special_ids: Option<&Bound<'_, PyAny>>) -> PyRes<Self> {
-        if tokens.cast::<PyBytes>().is_ok() || tokens.is_instance_of::<pyo3::types::PyString>() {
-            return Err(invalid_type(
-                "tokens",
-                "must be a sequence of bytes or None, not a single bytes/str",
-            ));
-        }
-        let it =
-            tokens.try_iter().map_err(|_| invalid_type("tokens", "must be a sequence of bytes or None"))?;
-        let hint = tokens.len().unwrap_or(0);
-        let mut offsets = Vec::with_capacity(hint + 1);
-        offsets.push(0u64);
-        let mut data = Vec::with_capacity(hint * 8);
-        let mut kinds = Vec::with_capacity(hint);
-        for (i, item) in it.enumerate() {
-            let item = item?;
-            if item.is_none() {
-                kinds.push(core::TokenKind::Missing as u8);
-            } else if let Ok(b) = item.cast::<PyBytes>() {
-                data.extend_from_slice(b.as_bytes());
-                kinds.push(core::TokenKind::Bytes as u8);
-            } else if let Ok(b) = item.cast::<PyByteArray>() {
-                data.extend_from_slice(&b.to_vec());
-                kinds.push(core::TokenKind::Bytes as u8);
-            } else {
-                let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
-                return Err(invalid_type(&format!("tokens[{i}]"), format!("must be bytes or None, got {t}")));
-            }
-            offsets.push(data.len() as u64);
-        }
+        let Concat { offsets, data, kinds } = concat_bytes(tokens, "tokens", true)?;
         if kinds.len() > i32::MAX as usize {
             return Err(invalid("tokens", "more than 2^31 - 1 tokens"));
         }
         let n = kinds.len() as u64;
         let special = match special_ids {
-            Some(s) if !s.is_none() => {
+            // An empty tuple/list (the Python default) needs no numpy round trip.
+            Some(s) if !s.is_none() && !s.len().is_ok_and(|l| l == 0) => {
                 int_array(s, "special_ids")?.to_u32_ids("special_ids", Some(n.max(1)))?
             }
             _ => Vec::new(),

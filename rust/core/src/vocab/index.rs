@@ -358,6 +358,18 @@ impl ByteVocab {
         start
     }
 
+    /// `keys.partition_point(pred)` for a run that is usually short: the first 16 keys (one cache
+    /// line from `lo` on, often already loaded by the lower-bound search) are checked before a
+    /// binary search of the rest.
+    #[inline]
+    fn near_end(keys: &[u32], pred: impl Fn(u32) -> bool) -> usize {
+        const NEAR: usize = 16;
+        if keys.len() <= NEAR || !pred(keys[NEAR - 1]) {
+            return keys[..keys.len().min(NEAR)].partition_point(|&k| pred(k));
+        }
+        NEAR + keys[NEAR..].partition_point(|&k| pred(k))
+    }
+
     /// Sorted positions `(lo, hi)` of the ordinary tokens whose bytes start with `prefix`
     /// (`strict`: and are longer than it). Tokens equal to `prefix` come first in the range.
     pub fn prefix_range(&self, prefix: &[u8], strict: bool) -> (usize, usize) {
@@ -385,8 +397,13 @@ impl ByteVocab {
                 // Zero-free short prefix: the keys alone decide. A token with key >= q starts with
                 // or follows the prefix, and it starts with it iff its first |rest| key bytes match.
                 let shift = 8 * (4 - rest.len()) as u32;
-                hi = lo + k4[lo..hi].partition_point(|&k| k >> shift == q >> shift);
+                hi = Self::near_end(&k4[lo..hi], |k| k >> shift == q >> shift) + lo;
             } else {
+                if rest.len() >= 4 {
+                    // A token starting with the prefix has exactly key q: cut the full
+                    // comparisons below down to the (short) run of equal keys.
+                    hi = Self::near_end(&k4[lo..hi], |k| k == q) + lo;
+                }
                 lo = self.gallop(lo, hi, |r| &self.at(r)[2..] < rest);
                 hi = self.gallop(lo, hi, |r| self.at(r)[2..].starts_with(rest));
             }
@@ -568,6 +585,17 @@ mod tests {
         prop::collection::vec(byte, 0..14)
     }
 
+    /// Large vocabularies over a 4-letter alphabet: many shared prefixes and ties, so the radix
+    /// passes, the single-digit skips and the >= 8-byte tie fix-up all run.
+    fn big_tokens_strategy() -> impl Strategy<Value = (Vec<Option<Vec<u8>>>, Vec<u32>)> {
+        let byte = prop_oneof![Just(0u8), Just(0xffu8), Just(b'a'), Just(b'b')];
+        let tok = prop::option::weighted(0.95, prop::collection::vec(byte, 0..20));
+        prop::collection::vec(tok, 64..700).prop_flat_map(|toks| {
+            let n = toks.len() as u32;
+            (Just(toks), prop::collection::vec(0..n, 0..5))
+        })
+    }
+
     proptest! {
         #[test]
         fn queries_match_linear_scan((tokens, special) in tokens_strategy(), q in query_strategy()) {
@@ -617,6 +645,47 @@ mod tests {
             b.extend_from_slice(&buf);
             let _ = ByteVocab::from_bytes(&b);
             let _ = ByteVocab::from_bytes(&buf);
+        }
+    }
+
+    proptest! {
+        // Each case builds a vocabulary of hundreds of tokens: fewer cases keep the test short.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn big_sorted_order_and_ranges_match_oracle(
+            (tokens, special) in big_tokens_strategy(),
+            qs in prop::collection::vec(prop::collection::vec(prop_oneof![Just(0u8), Just(0xffu8), Just(b'a')], 0..12), 8),
+        ) {
+            let v = vocab(&tokens, &special);
+            let m = matchable(&tokens, &special);
+            let mut want: Vec<(Vec<u8>, u32)> = m.iter().map(|(i, t)| (t.clone(), *i)).collect();
+            want.sort();
+            let got: Vec<(Vec<u8>, u32)> = v.sorted_ids()[..v.n_match()]
+                .iter()
+                .map(|&i| (v.token_bytes(i).unwrap().to_vec(), i))
+                .collect();
+            prop_assert_eq!(got, want.clone());
+            let rest: Vec<u32> = v.sorted_ids()[v.n_match()..].to_vec();
+            let mut rest_want: Vec<u32> =
+                (0..tokens.len() as u32).filter(|i| tokens[*i as usize].is_none() || special.contains(i)).collect();
+            rest_want.dedup();
+            prop_assert_eq!(rest, rest_want);
+            for (r, &id) in v.sorted_ids().iter().enumerate() {
+                prop_assert_eq!(v.ranks()[id as usize] as usize, r);
+                let t = tokens[id as usize].as_deref().unwrap_or(&[]);
+                prop_assert_eq!(v.token_bytes(id).unwrap(), t);
+            }
+            for q in qs.iter().chain(want.iter().map(|w| &w.0).take(20)) {
+                // brute force: positions in the sorted oracle whose bytes start with q
+                let pos: Vec<usize> = (0..want.len()).filter(|&r| want[r].0.starts_with(q)).collect();
+                let (lo, hi) = v.prefix_range(q, false);
+                prop_assert_eq!((lo..hi).collect::<Vec<_>>(), pos);
+                let pos_s: Vec<usize> = (0..want.len())
+                    .filter(|&r| want[r].0.starts_with(q) && want[r].0.len() > q.len())
+                    .collect();
+                let (lo, hi) = v.prefix_range(q, true);
+                prop_assert_eq!((lo..hi).collect::<Vec<_>>(), pos_s);
+            }
         }
     }
 
