@@ -13,6 +13,7 @@ pub mod estimate;
 pub mod index;
 pub mod lm;
 pub mod norepeat;
+mod radix;
 pub mod table;
 
 pub use count::{NGramCounts, Specials};
