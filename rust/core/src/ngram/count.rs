@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::radix::{radix_sort, RadixKey, Scratch};
+use super::radix::{msd_sort, RadixKey, Scratch};
 use crate::{CoreError, Result};
 
 /// Default number of windows one counting task sorts at a time.
@@ -490,17 +490,26 @@ fn count_sorted<K: RadixKey>(
         buckets.push(head);
         rest = tail;
     }
+    buckets.par_iter_mut().for_each_init(Scratch::default, |scratch, keys| msd_sort(keys, r, scratch));
     let distinct: Vec<Vec<usize>> = buckets
-        .par_iter_mut()
+        .par_iter()
         .enumerate()
-        .map_init(Scratch::default, |scratch, (b, keys)| {
-            radix_sort(keys, r, scratch);
-            let mut n = vec![0usize; order];
-            scan_runs(keys, (b as u128) << r, order, bits, eos, |k, new, _| {
-                if new {
-                    n[k - 1] += 1;
-                }
+        .map(|(b, keys)| {
+            // table[m][v]: keys continuing orders 1..=m and valid for orders 1..=v (new runs m+1..=v)
+            let side = order + 1;
+            let mut table = vec![0usize; side * side];
+            scan_runs(keys, (b as u128) << r, order, bits, eos, |_, lcp, valid| {
+                table[lcp.min(valid) * side + valid] += 1;
             });
+            let mut n = vec![0usize; order];
+            for m in 0..side {
+                for v in m + 1..side {
+                    let c = table[m * side + v];
+                    for x in &mut n[m..v] {
+                        *x += c;
+                    }
+                }
+            }
             n
         })
         .collect();
@@ -525,24 +534,29 @@ fn count_sorted<K: RadixKey>(
     }
     buckets.par_iter().zip(sinks.into_par_iter()).enumerate().for_each(|(b, (keys, mut sink))| {
         let mut at = vec![0usize; order];
-        scan_runs(keys, (b as u128) << r, order, bits, eos, |k, new, key| {
-            let (ks, cs) = &mut sink[k - 1];
-            let i = &mut at[k - 1];
-            if new {
-                ks[*i] = key;
-                cs[*i] = 1;
+        scan_runs(keys, (b as u128) << r, order, bits, eos, |key, lcp, valid| {
+            let m = lcp.min(valid);
+            for ((_, cs), &i) in sink[..m].iter_mut().zip(&at[..m]) {
+                if let Some(c) = cs.get_mut(i.wrapping_sub(1)) {
+                    *c += 1;
+                }
+            }
+            for (k, ((ks, cs), i)) in sink.iter_mut().zip(at.iter_mut()).enumerate().take(valid).skip(lcp) {
+                if let (Some(x), Some(c)) = (ks.get_mut(*i), cs.get_mut(*i)) {
+                    *x = key >> ((order - 1 - k) as u32 * bits);
+                    *c = 1;
+                }
                 *i += 1;
-            } else if let Some(c) = i.checked_sub(1).and_then(|j| cs.get_mut(j)) {
-                *c += 1;
             }
         });
     });
     levels
 }
 
-/// Walk sorted low key parts of one bucket (top part `hi`): for every key and every order `k` its
-/// window is an n-gram of, call `f(k, new, k-gram key)` where `new` says the `k`-gram differs from
-/// the previous key's (the key is only computed then; 0 otherwise).
+/// Walk the sorted low key parts of one bucket (top part `hi`) and call `f(key, lcp, valid)` for each:
+/// the key shares its top `lcp` ids with the previous key (0 for the first), and its window is an
+/// n-gram of orders `1..=valid` (up to and including its first `</s>`). So its `k`-gram continues the
+/// previous key's run for `k <= min(lcp, valid)` and starts a new run for `lcp < k <= valid`.
 #[inline]
 fn scan_runs<K: RadixKey>(
     keys: &[K],
@@ -550,10 +564,15 @@ fn scan_runs<K: RadixKey>(
     order: usize,
     bits: u32,
     eos: u32,
-    mut f: impl FnMut(usize, bool, u128),
+    mut f: impl FnMut(u128, usize, usize),
 ) {
     let w = order as u32 * bits;
-    let id_mask = low_bits(bits);
+    // SWAR search for `</s>` in the fields (ids) of a key: `ones` has the low bit of every field
+    let ones = (0..order).fold(0u128, |o, _| (o << bits) | 1);
+    let high = ones << (bits - 1);
+    let rest = high - ones;
+    let pattern = ones * eos as u128;
+    let not_last = low_bits(w) & !low_bits(bits);
     let mut prev: Option<u128> = None;
     for &lo in keys {
         let key = hi | lo.wide();
@@ -563,18 +582,13 @@ fn scan_runs<K: RadixKey>(
             Some(p) => ((p ^ key).leading_zeros() - (128 - w)) as usize / bits as usize,
         };
         prev = Some(key);
-        // a window is a k-gram for k up to and including its first </s>
-        let mut valid = order;
-        for i in 0..order - 1 {
-            if (key >> ((order - 1 - i) as u32 * bits)) & id_mask == eos as u128 {
-                valid = i + 1;
-                break;
-            }
-        }
-        for k in 1..=valid {
-            let new = k > lcp;
-            f(k, new, if new { key >> ((order - k) as u32 * bits) } else { 0 });
-        }
+        let t = key ^ pattern;
+        // top bit of each field set iff that field is not `</s>`; the last field never limits
+        let nonzero = ((t & rest).wrapping_add(rest) | t) & high;
+        let is_eos = !nonzero & high & not_last;
+        let valid =
+            if is_eos == 0 { order } else { ((is_eos.leading_zeros() - (128 - w)) / bits) as usize + 1 };
+        f(key, lcp, valid);
     }
 }
 
