@@ -21,8 +21,9 @@ use rayon::prelude::*;
 use super::radix::{msd_sort, RadixKey, Scratch};
 use crate::{CoreError, Result};
 
-/// Default number of windows one counting task sorts at a time.
-pub const DEFAULT_CHUNK: usize = 1 << 21;
+/// Default number of stream positions (tokens plus two per sentence) sorted at once: a corpus up to
+/// this size is counted with one sort; a longer one in sentence-aligned pieces that are merged.
+pub const DEFAULT_CHUNK: usize = 1 << 24;
 
 /// The ids `<unk>`, `<s>`, `</s>` take in a vocabulary of `vocab_size` user tokens: the three ids just
 /// after it (`vocab_size`, `vocab_size + 1`, `vocab_size + 2`).
@@ -183,7 +184,7 @@ pub struct NGramCounts {
 impl NGramCounts {
     /// Count orders `1..=order` of `sentences` given as a flat id array and `offsets` (length S+1,
     /// non-decreasing, `offsets[S] == tokens.len()`). Ids must be `< vocab_size`, or `vocab_size`
-    /// itself (`<unk>`).
+    /// itself (`<unk>`). At most `chunk` stream positions (about that many tokens) are sorted at once.
     pub fn count(
         tokens: &[u32],
         offsets: &[usize],
