@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::radix::{msd_sort, zeroed, RadixKey, Scratch};
+use super::radix::{msd_sort, RadixKey, Scratch};
 use crate::{CoreError, Result};
 
 /// Default number of stream positions (tokens plus two per sentence) sorted at once: a corpus up to
@@ -456,7 +456,7 @@ fn count_sorted<K: RadixKey>(
         .collect();
 
     // 2. scatter the low `r` bits into buckets (part c of bucket b at its own disjoint slice)
-    let mut sorted: Vec<K> = zeroed(positions);
+    let mut sorted: Vec<K> = vec![K::default(); positions];
     let mut bucket_len = vec![0usize; nb];
     {
         let mut dst: Vec<Vec<&mut [K]>> = (0..parts).map(|_| Vec::with_capacity(nb)).collect();
@@ -519,7 +519,7 @@ fn count_sorted<K: RadixKey>(
     let mut levels: Vec<Run> = (0..order)
         .map(|k| {
             let t = distinct.iter().map(|d| d[k]).sum();
-            Run { keys: zeroed(t), counts: zeroed(t) }
+            Run { keys: vec![0u128; t], counts: vec![0u64; t] }
         })
         .collect();
     let mut sinks: Vec<Vec<(&mut [u128], &mut [u64])>> = (0..nb).map(|_| Vec::with_capacity(order)).collect();

@@ -54,39 +54,6 @@ impl RadixKey for u128 {
     }
 }
 
-/// `n` zeros in fresh memory; on Linux, buffers of 8 MiB or more ask for transparent huge pages, so
-/// that first touching them costs one page fault per 2 MiB instead of per 4 KiB (page faults were
-/// about as much CPU time as the whole count; the kernel setting `madvise` is a common default).
-pub(crate) fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
-    // `vec![0; n]` asks the allocator for zeroed memory, which for large sizes maps fresh pages
-    // without touching them, so the advice below comes before any page is backed
-    let mut v = vec![T::default(); n];
-    advise_huge(&mut v);
-    v
-}
-
-#[cfg(target_os = "linux")]
-fn advise_huge<T>(v: &mut [T]) {
-    const HUGE: usize = 2 << 20;
-    let bytes = std::mem::size_of_val(v);
-    if bytes < 4 * HUGE {
-        return;
-    }
-    let start = v.as_mut_ptr() as usize;
-    let (lo, hi) = (start.next_multiple_of(HUGE), (start + bytes) / HUGE * HUGE);
-    if hi > lo {
-        // SAFETY: [lo, hi) lies inside `v`, which this thread borrows mutably; MADV_HUGEPAGE only
-        // advises the kernel how to back the range and changes neither its contents nor its
-        // validity. A failure (e.g. THP compiled out) leaves ordinary pages, so the result is ignored.
-        unsafe {
-            libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge<T>(_v: &mut [T]) {}
-
 /// Reusable scratch space of one sorting thread.
 #[derive(Default)]
 pub(crate) struct Scratch<K> {
@@ -102,9 +69,8 @@ pub(crate) fn msd_sort<K: RadixKey>(keys: &mut [K], used_bits: u32, scratch: &mu
         keys.sort_unstable();
         return;
     }
-    if scratch.tmp.len() < n {
-        scratch.tmp = zeroed(n);
-    }
+    scratch.tmp.clear();
+    scratch.tmp.resize(n, K::default());
     msd_rec(keys, &mut scratch.tmp[..n], used_bits.min(K::BITS));
 }
 
