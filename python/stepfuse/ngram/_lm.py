@@ -96,7 +96,9 @@ def _flatten(
 class NGramCounts:
     """Counts of n-grams of orders 1..N over sentences padded with ``<s>``/``</s>``; mergeable.
 
-    Counting sorts packed n-gram keys in memory-bounded chunks in Rust (rayon, GIL released). Counts of
+    Counting radix-sorts the packed highest-order n-gram of every position once and reads all orders off
+    that one sorted array, in Rust (rayon, GIL released); corpora longer than ``chunk`` positions are
+    counted in sentence-aligned pieces and merged, which bounds the sort's memory. Counts of
     corpus shards (e.g. one per Ray or Spark worker) merge into the counts of the whole corpus with
     :meth:`merge`, provided they share ``order`` and ``vocab_size`` (and, for word input, pass the same
     ``words`` table: build ids with :meth:`NGramLM.encode` of a shared table, or count ids).
@@ -114,7 +116,7 @@ class NGramCounts:
         *,
         vocab_size: int | None = None,
         progress: bool = False,
-        chunk: int = 1 << 21,
+        chunk: int = 1 << 24,
     ) -> NGramCounts:
         """Count orders ``1..order`` of ``sentences`` (see :meth:`NGramLM.train` for the input forms)."""
         if not isinstance(order, (int, np.integer)) or order < 1:
@@ -129,7 +131,7 @@ class NGramCounts:
 
     @classmethod
     def count_flat(
-        cls, tokens: Any, offsets: Any, order: int, *, vocab_size: int | None = None, chunk: int = 1 << 21
+        cls, tokens: Any, offsets: Any, order: int, *, vocab_size: int | None = None, chunk: int = 1 << 24
     ) -> NGramCounts:
         """Count sentences given as one flat id array ``tokens [T]`` and ``offsets [S+1]`` (sentence i is
         ``tokens[offsets[i]:offsets[i+1]]``) without any per-sentence Python work."""

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of `stepfuse_core::ngram`: counting, estimation + hashing, batched scoring.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use stepfuse_core::ngram::{estimate_mkn, NGramCounts, NGramLM};
+use stepfuse_core::ngram::{count::DEFAULT_CHUNK, estimate_mkn, NGramCounts, NGramLM};
 
 fn corpus(t: usize, v: u32) -> (Vec<u32>, Vec<usize>) {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -21,9 +21,9 @@ fn corpus(t: usize, v: u32) -> (Vec<u32>, Vec<usize>) {
 fn benches(c: &mut Criterion) {
     let (toks, offs) = corpus(200_000, 32_000);
     c.bench_function("ngram/count-200k-o5", |b| {
-        b.iter(|| NGramCounts::count(&toks, &offs, 5, 32_000, 1 << 16).map(|c| c.tokens()))
+        b.iter(|| NGramCounts::count(&toks, &offs, 5, 32_000, DEFAULT_CHUNK).map(|c| c.tokens()))
     });
-    let counts = match NGramCounts::count(&toks, &offs, 5, 32_000, 1 << 16) {
+    let counts = match NGramCounts::count(&toks, &offs, 5, 32_000, DEFAULT_CHUNK) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     };

@@ -1,19 +1,32 @@
-//! Sort-based n-gram counting over packed keys.
+//! Sort-based n-gram counting over packed keys: one sort serves every order.
 //!
 //! Every sentence is padded as `<s> w1 .. wk </s>` (one `<s>`, one `</s>`, as KenLM's `lmplz` does) and
 //! every window of length `n` inside a padded sentence is an n-gram occurrence. An n-gram of ids is
 //! packed into one `u128` key, first id in the high bits, so numeric order is lexicographic order and
-//! the n-grams sharing a context are contiguous. Counting is memory-bounded: the stream is cut into
-//! chunks of `chunk` windows, each chunk is sorted and run-length encoded on its own (rayon), and the
-//! sorted runs are merged pairwise. Time O(T log C) per order for T tokens and chunk size C; memory
-//! O(C · threads + distinct n-grams).
+//! the n-grams sharing a context are contiguous.
+//!
+//! Each stream position is keyed by its window of the highest order N (ids past the sentence's `</s>`
+//! are never read as n-gram ids). The keys are split by their top digit into buckets (one parallel
+//! counting-sort pass), each bucket is LSD radix sorted on the remaining bits (in `u64` when they fit),
+//! and one linear scan of the sorted keys emits the k-grams of every order k <= N as the runs of equal
+//! top k ids. Time O(T · N · bits / 11) for T tokens, no hashing, no per-order re-sort. Streams longer
+//! than `chunk` positions are cut at sentence ends, counted piece by piece and merged.
+//!
+//! Peak memory per stream position: 4 bytes (stream) + 8 bytes (bucket keys; 16 when the low part of a
+//! key needs more than 64 bits) + 8 (16) bytes per position of the largest bucket per thread (radix
+//! scratch), plus the result itself: 24 bytes per distinct n-gram of each order. Orders 1-6 of 10^7
+//! Zipf tokens (V = 32k): ~1.3 GB peak, of which ~1 GB is the result; first-touch page faults on it
+//! cost about as much as the sort (transparent huge pages cut that but made a process's first count
+//! ~1 s slower, so they are not requested).
 
 use rayon::prelude::*;
 
+use super::radix::{msd_sort, RadixKey, Scratch};
 use crate::{CoreError, Result};
 
-/// Default number of windows one counting task sorts at a time.
-pub const DEFAULT_CHUNK: usize = 1 << 21;
+/// Default number of stream positions (tokens plus two per sentence) sorted at once: a corpus up to
+/// this size is counted with one sort; a longer one in sentence-aligned pieces that are merged.
+pub const DEFAULT_CHUNK: usize = 1 << 24;
 
 /// The ids `<unk>`, `<s>`, `</s>` take in a vocabulary of `vocab_size` user tokens: the three ids just
 /// after it (`vocab_size`, `vocab_size + 1`, `vocab_size + 2`).
@@ -174,7 +187,7 @@ pub struct NGramCounts {
 impl NGramCounts {
     /// Count orders `1..=order` of `sentences` given as a flat id array and `offsets` (length S+1,
     /// non-decreasing, `offsets[S] == tokens.len()`). Ids must be `< vocab_size`, or `vocab_size`
-    /// itself (`<unk>`).
+    /// itself (`<unk>`). At most `chunk` stream positions (about that many tokens) are sorted at once.
     pub fn count(
         tokens: &[u32],
         offsets: &[usize],
@@ -193,15 +206,7 @@ impl NGramCounts {
             ));
         }
         let sentences = offsets.len().saturating_sub(1);
-        let mut stream = Vec::with_capacity(tokens.len() + 2 * sentences);
-        for w in offsets.windows(2) {
-            stream.push(sp.bos);
-            stream.extend_from_slice(&tokens[w[0]..w[1]]);
-            stream.push(sp.eos);
-        }
-        let chunk = chunk.max(1);
-        let levels =
-            (1..=order).into_par_iter().map(|n| count_order(&stream, n, bits, sp.eos, chunk)).collect();
+        let levels = count_pieces(tokens, offsets, order, bits, sp, chunk.max(1));
         Ok(NGramCounts {
             order,
             vocab_size,
@@ -314,165 +319,281 @@ pub fn check_offsets(offsets: &[usize], len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Packed key types: `u64` when an n-gram fits in 64 bits (faster sorts), else `u128`.
-trait Key: Copy + Ord + Send + Sync {
-    const ZERO: Self;
-    fn push(self, bits: u32, x: u32) -> Self;
-    fn wide(self) -> u128;
-    /// Sort keys whose values use at most `used_bits` low bits.
-    fn sort(keys: &mut Vec<Self>, _used_bits: u32) {
-        keys.sort_unstable();
+/// Bits of the top digit that splits keys into independent buckets: at most one id (so buckets hold
+/// distinct first ids), and when it lets the rest fit in 64 bits, just enough for that.
+fn top_bits(w: u32, bits: u32) -> u32 {
+    const TOP: u32 = 11;
+    const TOP_MAX: u32 = 12;
+    let base = bits.min(TOP).min(w);
+    if w > 64 + base && w - 64 <= bits.min(TOP_MAX) {
+        w - 64
+    } else {
+        base
     }
 }
 
-/// LSD radix sort with 11-bit digits over the `used_bits` low bits: O(T · used_bits / 11).
-fn radix_sort_u64(keys: &mut Vec<u64>, used_bits: u32) {
-    const D: u32 = 11;
-    let mut tmp = vec![0u64; keys.len()];
-    let passes = used_bits.div_ceil(D);
-    for p in 0..passes {
-        let shift = p * D;
-        let mut hist = [0usize; 1 << D];
-        for &k in keys.iter() {
-            hist[((k >> shift) as usize) & ((1 << D) - 1)] += 1;
+/// Sentence-aligned pieces of at most `chunk` stream positions (one sentence at least), counted one
+/// after another and merged like a binary counter, so at most O(log pieces) partial results are held.
+fn count_pieces(
+    tokens: &[u32],
+    offsets: &[usize],
+    order: usize,
+    bits: u32,
+    sp: Specials,
+    chunk: usize,
+) -> Vec<Run> {
+    let sentences = offsets.len().saturating_sub(1);
+    let mut stack: Vec<(u32, Vec<Run>)> = Vec::new();
+    let mut s = 0;
+    while s < sentences {
+        let mut e = s;
+        let mut len = 0;
+        while e < sentences {
+            let l = offsets[e + 1] - offsets[e] + 2;
+            if e > s && len + l > chunk {
+                break;
+            }
+            len += l;
+            e += 1;
         }
-        let mut sum = 0;
-        for h in hist.iter_mut() {
-            let c = *h;
-            *h = sum;
-            sum += c;
+        let stream = padded_stream(tokens, &offsets[s..=e], sp, order);
+        let mut top = (0, count_stream(&stream, len, order, bits, sp.eos));
+        while let Some((rank, _)) = stack.last() {
+            if *rank != top.0 {
+                break;
+            }
+            if let Some((rank, below)) = stack.pop() {
+                top = (rank + 1, merge_levels(&below, &top.1));
+            }
         }
-        for &k in keys.iter() {
-            let d = ((k >> shift) as usize) & ((1 << D) - 1);
-            tmp[hist[d]] = k;
-            hist[d] += 1;
-        }
-        std::mem::swap(keys, &mut tmp);
+        stack.push(top);
+        s = e;
+    }
+    let mut acc: Option<Vec<Run>> = None;
+    while let Some((_, lv)) = stack.pop() {
+        acc = Some(match acc {
+            None => lv,
+            Some(a) => merge_levels(&lv, &a),
+        });
+    }
+    acc.unwrap_or_else(|| vec![Run::default(); order])
+}
+
+fn merge_levels(a: &[Run], b: &[Run]) -> Vec<Run> {
+    a.par_iter().zip(b.par_iter()).map(|(x, y)| Run::merge(x, y)).collect()
+}
+
+/// `<s> w1 .. wk </s>` for every sentence of `offsets`, then `order` zeros so that every position
+/// starts a full window (what follows a `</s>` inside a window is never read as part of an n-gram).
+fn padded_stream(tokens: &[u32], offsets: &[usize], sp: Specials, order: usize) -> Vec<u32> {
+    let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+    let mut stream = Vec::with_capacity(last - first + 2 * (offsets.len() - 1) + order);
+    for w in offsets.windows(2) {
+        stream.push(sp.bos);
+        stream.extend_from_slice(&tokens[w[0]..w[1]]);
+        stream.push(sp.eos);
+    }
+    stream.resize(stream.len() + order, 0);
+    stream
+}
+
+/// The low `b` bits set.
+#[inline]
+fn low_bits(b: u32) -> u128 {
+    if b >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << b) - 1
     }
 }
 
-impl Key for u64 {
-    const ZERO: Self = 0;
-    #[inline]
-    fn push(self, bits: u32, x: u32) -> Self {
-        (self << bits) | x as u64
+/// Count every order of the first `positions` positions of a padded stream with one sort.
+///
+/// Position `p` is keyed by its maximal window `stream[p .. p + order]` packed first id highest, so
+/// the keys sorted once list every order's n-grams in lexicographic order: the `k`-grams are the runs
+/// of equal top `k` ids, among keys with no `</s>` in their first `k - 1` ids (a `k`-gram reaching past
+/// its sentence holds a `</s>` before its last id, and so does every key sharing its top `k` ids).
+fn count_stream(stream: &[u32], positions: usize, order: usize, bits: u32, eos: u32) -> Vec<Run> {
+    let w = order as u32 * bits;
+    let top = top_bits(w, bits);
+    if w - top <= 64 {
+        count_sorted::<u64>(stream, positions, order, bits, eos, top)
+    } else {
+        count_sorted::<u128>(stream, positions, order, bits, eos, top)
     }
-    #[inline]
-    fn wide(self) -> u128 {
-        self as u128
+}
+
+fn count_sorted<K: RadixKey>(
+    stream: &[u32],
+    positions: usize,
+    order: usize,
+    bits: u32,
+    eos: u32,
+    top: u32,
+) -> Vec<Run> {
+    let w = order as u32 * bits;
+    let r = w - top;
+    let nb = 1usize << top;
+    let (mask_w, mask_r) = (low_bits(w), low_bits(r));
+    let parts = (2 * rayon::current_num_threads()).min(positions / 4096 + 1).max(1);
+    let step = positions.div_ceil(parts);
+    let ranges: Vec<(usize, usize)> =
+        (0..parts).map(|i| (i * step, ((i + 1) * step).min(positions))).collect();
+    // key at p = pack(stream[p .. p + order]); the next one shifts in stream[p + order]
+    let first_key = |p: usize| pack(&stream[p..p + order], bits);
+
+    // 1. histograms of the top digit, per part
+    let hists: Vec<Vec<usize>> = ranges
+        .par_iter()
+        .map(|&(s, e)| {
+            let mut h = vec![0usize; nb];
+            if s < e {
+                let mut key = first_key(s);
+                for &next in &stream[s + order..e + order] {
+                    h[(key >> r) as usize] += 1;
+                    key = ((key << bits) | next as u128) & mask_w;
+                }
+            }
+            h
+        })
+        .collect();
+
+    // 2. scatter the low `r` bits into buckets (part c of bucket b at its own disjoint slice)
+    let mut sorted: Vec<K> = vec![K::default(); positions];
+    let mut bucket_len = vec![0usize; nb];
+    {
+        let mut dst: Vec<Vec<&mut [K]>> = (0..parts).map(|_| Vec::with_capacity(nb)).collect();
+        let mut rest: &mut [K] = &mut sorted;
+        for (b, len) in bucket_len.iter_mut().enumerate() {
+            for (d, h) in dst.iter_mut().zip(&hists) {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(h[b]);
+                d.push(head);
+                rest = tail;
+                *len += h[b];
+            }
+        }
+        ranges.par_iter().zip(dst.into_par_iter()).for_each(|(&(s, e), mut d)| {
+            let mut at = vec![0usize; nb];
+            if s < e {
+                let mut key = first_key(s);
+                for &next in &stream[s + order..e + order] {
+                    let b = (key >> r) as usize;
+                    d[b][at[b]] = K::from_wide(key & mask_r);
+                    at[b] += 1;
+                    key = ((key << bits) | next as u128) & mask_w;
+                }
+            }
+        });
     }
-    fn sort(keys: &mut Vec<Self>, used_bits: u32) {
-        if keys.len() < 512 {
-            keys.sort_unstable();
-        } else {
-            radix_sort_u64(keys, used_bits);
+
+    // 3. sort each bucket and count its distinct n-grams per order
+    let mut buckets: Vec<&mut [K]> = Vec::with_capacity(nb);
+    let mut rest: &mut [K] = &mut sorted;
+    for &len in &bucket_len {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        buckets.push(head);
+        rest = tail;
+    }
+    buckets.par_iter_mut().for_each_init(Scratch::default, |scratch, keys| msd_sort(keys, r, scratch));
+    let distinct: Vec<Vec<usize>> = buckets
+        .par_iter()
+        .enumerate()
+        .map(|(b, keys)| {
+            // table[m][v]: keys continuing orders 1..=m and valid for orders 1..=v (new runs m+1..=v)
+            let side = order + 1;
+            let mut table = vec![0usize; side * side];
+            scan_runs(keys, (b as u128) << r, order, bits, eos, |_, lcp, valid| {
+                table[lcp.min(valid) * side + valid] += 1;
+            });
+            let mut n = vec![0usize; order];
+            for m in 0..side {
+                for v in m + 1..side {
+                    let c = table[m * side + v];
+                    for x in &mut n[m..v] {
+                        *x += c;
+                    }
+                }
+            }
+            n
+        })
+        .collect();
+
+    // 4. write each bucket's runs into its slice of every order's output
+    let mut levels: Vec<Run> = (0..order)
+        .map(|k| {
+            let t = distinct.iter().map(|d| d[k]).sum();
+            Run { keys: vec![0u128; t], counts: vec![0u64; t] }
+        })
+        .collect();
+    let mut sinks: Vec<Vec<(&mut [u128], &mut [u64])>> = (0..nb).map(|_| Vec::with_capacity(order)).collect();
+    for (k, lv) in levels.iter_mut().enumerate() {
+        let (mut ks, mut cs): (&mut [u128], &mut [u64]) = (&mut lv.keys, &mut lv.counts);
+        for (sink, d) in sinks.iter_mut().zip(&distinct) {
+            let (kh, kt) = std::mem::take(&mut ks).split_at_mut(d[k]);
+            let (ch, ct) = std::mem::take(&mut cs).split_at_mut(d[k]);
+            sink.push((kh, ch));
+            ks = kt;
+            cs = ct;
         }
     }
-}
-
-impl Key for u128 {
-    const ZERO: Self = 0;
-    #[inline]
-    fn push(self, bits: u32, x: u32) -> Self {
-        (self << bits) | x as u128
-    }
-    #[inline]
-    fn wide(self) -> u128 {
-        self
-    }
-}
-
-fn rle<K: Key>(keys: &[K]) -> (Vec<K>, Vec<u64>) {
-    let mut ks: Vec<K> = Vec::new();
-    let mut cs: Vec<u64> = Vec::new();
-    for &k in keys {
-        match ks.last() {
-            Some(&last) if last == k => {
-                if let Some(c) = cs.last_mut() {
+    buckets.par_iter().zip(sinks.into_par_iter()).enumerate().for_each(|(b, (keys, mut sink))| {
+        let mut at = vec![0usize; order];
+        scan_runs(keys, (b as u128) << r, order, bits, eos, |key, lcp, valid| {
+            let m = lcp.min(valid);
+            for ((_, cs), &i) in sink[..m].iter_mut().zip(&at[..m]) {
+                if let Some(c) = cs.get_mut(i.wrapping_sub(1)) {
                     *c += 1;
                 }
             }
-            _ => {
-                ks.push(k);
-                cs.push(1);
-            }
-        }
-    }
-    (ks, cs)
-}
-
-fn merge_k<K: Key>(a: (Vec<K>, Vec<u64>), b: (Vec<K>, Vec<u64>)) -> (Vec<K>, Vec<u64>) {
-    if a.0.is_empty() {
-        return b;
-    }
-    if b.0.is_empty() {
-        return a;
-    }
-    let (ak, ac) = a;
-    let (bk, bc) = b;
-    let mut ok = Vec::with_capacity(ak.len() + bk.len());
-    let mut oc = Vec::with_capacity(ak.len() + bk.len());
-    let (mut i, mut j) = (0, 0);
-    while i < ak.len() && j < bk.len() {
-        if ak[i] < bk[j] {
-            ok.push(ak[i]);
-            oc.push(ac[i]);
-            i += 1;
-        } else if bk[j] < ak[i] {
-            ok.push(bk[j]);
-            oc.push(bc[j]);
-            j += 1;
-        } else {
-            ok.push(ak[i]);
-            oc.push(ac[i] + bc[j]);
-            i += 1;
-            j += 1;
-        }
-    }
-    ok.extend_from_slice(&ak[i..]);
-    oc.extend_from_slice(&ac[i..]);
-    ok.extend_from_slice(&bk[j..]);
-    oc.extend_from_slice(&bc[j..]);
-    (ok, oc)
-}
-
-/// Count the windows of length `n` of the padded `stream` that stay inside one sentence (no `</s>`
-/// before the window's last position).
-fn count_order(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: usize) -> Run {
-    if n as u32 * bits <= 64 {
-        count_order_k::<u64>(stream, n, bits, eos, chunk)
-    } else {
-        count_order_k::<u128>(stream, n, bits, eos, chunk)
-    }
-}
-
-fn count_order_k<K: Key>(stream: &[u32], n: usize, bits: u32, eos: u32, chunk: usize) -> Run {
-    if stream.len() < n {
-        return Run::default();
-    }
-    let ends = n - 1..stream.len();
-    let starts: Vec<usize> = ends.clone().step_by(chunk).collect();
-    let (keys, counts) = starts
-        .par_iter()
-        .map(|&s| {
-            let e = (s + chunk).min(stream.len());
-            let mut keys: Vec<K> = Vec::with_capacity(e - s);
-            'win: for end in s..e {
-                let win = &stream[end + 1 - n..=end];
-                let mut k = K::ZERO;
-                for (i, &x) in win.iter().enumerate() {
-                    if x == eos && i + 1 < n {
-                        continue 'win;
-                    }
-                    k = k.push(bits, x);
+            for (k, ((ks, cs), i)) in sink.iter_mut().zip(at.iter_mut()).enumerate().take(valid).skip(lcp) {
+                if let (Some(x), Some(c)) = (ks.get_mut(*i), cs.get_mut(*i)) {
+                    *x = key >> ((order - 1 - k) as u32 * bits);
+                    *c = 1;
                 }
-                keys.push(k);
+                *i += 1;
             }
-            K::sort(&mut keys, n as u32 * bits);
-            rle(&keys)
-        })
-        .reduce(|| (Vec::new(), Vec::new()), merge_k);
-    Run { keys: keys.into_iter().map(Key::wide).collect(), counts }
+        });
+    });
+    levels
+}
+
+/// Walk the sorted low key parts of one bucket (top part `hi`) and call `f(key, lcp, valid)` for each:
+/// the key shares its top `lcp` ids with the previous key (0 for the first), and its window is an
+/// n-gram of orders `1..=valid` (up to and including its first `</s>`). So its `k`-gram continues the
+/// previous key's run for `k <= min(lcp, valid)` and starts a new run for `lcp < k <= valid`.
+#[inline]
+fn scan_runs<K: RadixKey>(
+    keys: &[K],
+    hi: u128,
+    order: usize,
+    bits: u32,
+    eos: u32,
+    mut f: impl FnMut(u128, usize, usize),
+) {
+    let w = order as u32 * bits;
+    // SWAR search for `</s>` in the fields (ids) of a key: `ones` has the low bit of every field
+    let ones = (0..order).fold(0u128, |o, _| (o << bits) | 1);
+    let high = ones << (bits - 1);
+    let rest = high - ones;
+    let pattern = ones * eos as u128;
+    let not_last = low_bits(w) & !low_bits(bits);
+    let mut prev: Option<u128> = None;
+    for &lo in keys {
+        let key = hi | lo.wide();
+        let lcp = match prev {
+            None => 0,
+            Some(p) if p == key => order,
+            Some(p) => ((p ^ key).leading_zeros() - (128 - w)) as usize / bits as usize,
+        };
+        prev = Some(key);
+        let t = key ^ pattern;
+        // top bit of each field set iff that field is not `</s>`; the last field never limits
+        let nonzero = ((t & rest).wrapping_add(rest) | t) & high;
+        let is_eos = !nonzero & high & not_last;
+        let valid =
+            if is_eos == 0 { order } else { ((is_eos.leading_zeros() - (128 - w)) / bits) as usize + 1 };
+        f(key, lcp, valid);
+    }
 }
 
 #[cfg(test)]
@@ -531,24 +652,8 @@ mod tests {
     }
 
     #[test]
-    fn radix_sort_matches_std_sort() {
-        let mut x: u64 = 12345;
-        for used in [1u32, 11, 15, 22, 45, 60, 64] {
-            let mask = if used == 64 { u64::MAX } else { (1u64 << used) - 1 };
-            let mut a: Vec<u64> = (0..5000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x & mask
-                })
-                .collect();
-            let mut b = a.clone();
-            radix_sort_u64(&mut a, used);
-            b.sort_unstable();
-            assert_eq!(a, b);
-        }
-        // a long stream exercises the radix path of counting against the 128-bit path
+    fn narrow_and_wide_keys_agree() {
+        // a long stream: 64-bit bucket keys (V=40) against 128-bit ones (V=2^30), and several pieces
         let toks: Vec<u32> = (0..20_000u32).map(|i| (i * 7919) % 301 % 37).collect();
         let offs: Vec<usize> = (0..=400).map(|i| i * 50).collect();
         let narrow = NGramCounts::count(&toks, &offs, 3, 40, 3000).unwrap();
