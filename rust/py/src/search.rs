@@ -227,8 +227,8 @@ impl PySearchTree {
             text: text.unwrap_or_default(),
         };
         let inner = &mut self.inner;
-        let ids = py.detach(move || inner.expand(&nodes, &offsets, &priors, &data))?;
-        Ok(ids_out(py, &ids))
+        let ids = py.detach(move || inner.expand_range(&nodes, &offsets, &priors, &data))?;
+        Ok(i64_out(py, (ids.start as i64)..(ids.end as i64)))
     }
 
     /// Select up to `n` distinct leaves under each root; returns `(leaves, offsets)` grouped by root.

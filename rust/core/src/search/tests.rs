@@ -57,6 +57,32 @@ fn errors_leave_tree_unchanged() {
     assert!(e.to_string().contains("max_nodes"), "{e}");
 }
 
+/// `expand` marks nodes in their child counts to find repeats: every error path must undo the marks.
+#[test]
+fn expand_duplicate_and_capacity_errors_undo_marks() {
+    let mut t = SearchTree::new(5, 200).unwrap();
+    let roots = t.add_roots(40, &[], &[]).unwrap();
+    let before = t.clone();
+    let data = ChildData::default();
+    let mut nodes = roots.clone();
+    nodes[30] = roots[7]; // long list: the smallest repeated id is named
+    nodes[31] = roots[3];
+    let off: Vec<i64> = (0..=40).collect();
+    let e = t.expand(&nodes, &off, &[0.5; 40], &data).unwrap_err();
+    assert!(e.to_string().contains(&format!("node {} appears twice", roots[3])), "{e}");
+    assert_eq!(t, before);
+    let e = t.expand(&[roots[2], roots[5], roots[2]], &[0, 1, 2, 3], &[0.5; 3], &data).unwrap_err();
+    assert!(e.to_string().contains(&format!("node {} appears twice", roots[2])), "{e}");
+    assert_eq!(t, before);
+    let off: Vec<i64> = (0..=40).map(|i| i * 5).collect();
+    let e = t.expand(&roots, &off, &[0.5; 200], &data).unwrap_err();
+    assert!(e.to_string().contains("max_nodes"), "{e}");
+    assert_eq!(t, before);
+    let kids = t.expand(&roots, &(0..=40).collect::<Vec<i64>>(), &[0.5; 40], &data).unwrap();
+    assert_eq!(kids, (40..80).collect::<Vec<u32>>());
+    assert!(roots.iter().all(|&r| t.child_counts()[r as usize] == 1));
+}
+
 #[test]
 fn json_round_trip_is_exact() {
     let (mut t, r) = tree_with_root(3);

@@ -18,6 +18,8 @@
 //! a batch with others. (The number of leaves selected per call is a search setting: with virtual
 //! loss it changes which leaves are visited, by design.)
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{CoreError, Result};
@@ -201,6 +203,22 @@ fn child_key(seed: u64, parent_key: u32, index: u32) -> u32 {
 
 fn root_key(seed: u64) -> u32 {
     (mix(seed) as u32) & KEY_MASK
+}
+
+/// The error for a node list with a repeat: the first repeat for short lists, else the smallest.
+#[cold]
+fn duplicate_error(nodes: &[u32]) -> CoreError {
+    let dup = if nodes.len() <= 16 {
+        (1..nodes.len()).find(|&i| nodes[..i].contains(&nodes[i])).map(|i| nodes[i])
+    } else {
+        let mut sorted = nodes.to_vec();
+        sorted.sort_unstable();
+        sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    };
+    match dup {
+        Some(d) => CoreError::invalid("nodes", format!("node {d} appears twice")),
+        None => CoreError::invalid("nodes", "a node appears twice"),
+    }
 }
 
 /// Map an f64 to a u64 whose unsigned order is the float's total order (NaN excluded upstream).
@@ -453,6 +471,17 @@ impl SearchTree {
         priors: &[f32],
         data: &ChildData,
     ) -> Result<Vec<u32>> {
+        self.expand_range(nodes, offsets, priors, data).map(|r| r.collect())
+    }
+
+    /// [`SearchTree::expand`] returning the new ids as a range, without materializing them.
+    pub fn expand_range(
+        &mut self,
+        nodes: &[u32],
+        offsets: &[i64],
+        priors: &[f32],
+        data: &ChildData,
+    ) -> Result<Range<u32>> {
         if offsets.len() != nodes.len() + 1 {
             return Err(CoreError::invalid(
                 "offsets",
@@ -488,15 +517,21 @@ impl SearchTree {
                 ));
             }
         }
-        for (j, &p) in priors.iter().enumerate() {
-            if !p.is_finite() {
-                return Err(CoreError::non_finite(
-                    "priors",
-                    format!("priors[{j}] = {p}; priors must be finite"),
-                ));
-            }
-            if p < 0.0 {
-                return Err(CoreError::invalid("priors", format!("priors[{j}] = {p}; priors must be >= 0")));
+        // branch-free scan (vectorizes); the loop only runs to name the bad entry
+        if !priors.iter().fold(true, |ok, &p| ok & p.is_finite() & (p >= 0.0)) {
+            for (j, &p) in priors.iter().enumerate() {
+                if !p.is_finite() {
+                    return Err(CoreError::non_finite(
+                        "priors",
+                        format!("priors[{j}] = {p}; priors must be finite"),
+                    ));
+                }
+                if p < 0.0 {
+                    return Err(CoreError::invalid(
+                        "priors",
+                        format!("priors[{j}] = {p}; priors must be >= 0"),
+                    ));
+                }
             }
         }
         for (name, len) in
@@ -524,18 +559,23 @@ impl SearchTree {
                 ));
             }
         }
-        if nodes.len() <= 16 {
-            if let Some(i) = (1..nodes.len()).find(|&i| nodes[..i].contains(&nodes[i])) {
-                return Err(CoreError::invalid("nodes", format!("node {} appears twice", nodes[i])));
+        // duplicates: mark each node's (zero, checked above) child count; a marked one repeats
+        for (i, &n) in nodes.iter().enumerate() {
+            let nu = n as usize;
+            if self.child_count[nu] != 0 {
+                for &u in &nodes[..i] {
+                    self.child_count[u as usize] = 0;
+                }
+                return Err(duplicate_error(nodes));
             }
-        } else {
-            let mut sorted = nodes.to_vec();
-            sorted.sort_unstable();
-            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-                return Err(CoreError::invalid("nodes", format!("node {} appears twice", w[0])));
-            }
+            self.child_count[nu] = 1;
         }
-        self.check_capacity(m, "expand")?;
+        if let Err(e) = self.check_capacity(m, "expand") {
+            for &u in nodes {
+                self.child_count[u as usize] = 0;
+            }
+            return Err(e);
+        }
         let start = self.len();
         let end = start + m;
         // bulk writes: constant-filled fields first, then one pass per parent for the rest
@@ -583,7 +623,7 @@ impl SearchTree {
                 self.key[start + j] |= TERMINAL_BIT;
             }
         }
-        Ok((start as u32..end as u32).collect())
+        Ok(start as u32..end as u32)
     }
 
     /// Mark or unmark nodes as terminal (a terminal node is never expanded or descended through).
