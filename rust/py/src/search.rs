@@ -52,6 +52,17 @@ fn f64_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<Vec<f64>> {
 
 use pyo3::types::IntoPyDict;
 
+/// 1-D float32 copy of `obj`: a contiguous float32 array is copied as is (no float64 round trip),
+/// anything else goes through [`f64_vec`] and is rounded to f32.
+fn f32_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<Vec<f32>> {
+    if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, f32>>() {
+        if let Ok(s) = a.as_slice() {
+            return Ok(s.to_vec());
+        }
+    }
+    Ok(f64_vec(obj, arg)?.into_iter().map(|x| x as f32).collect())
+}
+
 fn i64_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyRes<Vec<i64>> {
     int_array(obj, arg)?.to_i64(arg)
 }
@@ -220,7 +231,7 @@ impl PySearchTree {
     ) -> PyRes<Bound<'py, PyArray1<i64>>> {
         let nodes = self.nodes(nodes, "nodes")?;
         let offsets = i64_vec(offsets, "offsets")?;
-        let priors: Vec<f32> = f64_vec(priors, "priors")?.into_iter().map(|x| x as f32).collect();
+        let priors = f32_vec(priors, "priors")?;
         let data = ChildData {
             terminal: terminal.map(|t| bool_vec(t, "terminal")).transpose()?.unwrap_or_default(),
             payload: payload.map(|p| i64_vec(p, "payload")).transpose()?.unwrap_or_default(),
