@@ -78,9 +78,10 @@ fn concat_bytes(obj: &Bound<'_, PyAny>, arg: &str, allow_none: bool) -> PyRes<Co
         let mut out = Concat::with_capacity(n);
         let none = obj.py().None();
         let mut i = 0;
-        // The length is re-read each step: the slow path below may run Python code (a
-        // bytearray's buffer, an error's type name) that could shrink the list.
-        while i < list.len() {
+        // The length is re-read after the slow path only: it may run Python code (a bytearray's
+        // buffer, an error's type name) that could shrink the list; the fast path runs none.
+        let mut len = n;
+        while i < len {
             // SAFETY: the GIL is held (we hold `obj: Bound`), the list is a real list and
             // i < len(list) was checked just above with no Python code run since, so the item
             // pointer is valid; PyList_GetItem returns a borrowed reference (the list keeps the
@@ -91,17 +92,19 @@ fn concat_bytes(obj: &Bound<'_, PyAny>, arg: &str, allow_none: bool) -> PyRes<Co
             }
             // SAFETY: `p` is a valid object (above); PyBytes_CheckExact only reads its type.
             if unsafe { ffi::PyBytes_CheckExact(p) } != 0 {
-                // SAFETY: `p` is an exact bytes object, so PyBytes_AsString returns its internal
-                // buffer of PyBytes_Size bytes (neither can fail on a bytes object). bytes are
-                // immutable and the list keeps `p` alive while we copy, with the GIL held and no
-                // Python code run before the slice is dropped.
+                // SAFETY: `p` is an exact bytes object, so PyBytes_AsStringAndSize (one call
+                // instead of AsString + Size) stores its internal buffer and size; with a size
+                // pointer given it does not reject embedded NULs and cannot fail. bytes are
+                // immutable and the list keeps `p` alive while we copy, with
+                // the GIL held and no Python code run before the slice is dropped.
                 let b = unsafe {
-                    let ptr = ffi::PyBytes_AsString(p).cast::<u8>().cast_const();
-                    let len = ffi::PyBytes_Size(p);
-                    if ptr.is_null() || len < 0 {
+                    let mut ptr: *mut std::ffi::c_char = std::ptr::null_mut();
+                    let mut size: ffi::Py_ssize_t = 0;
+                    if ffi::PyBytes_AsStringAndSize(p, &mut ptr, &mut size) != 0 || ptr.is_null() || size < 0
+                    {
                         return Err(PyErr::fetch(obj.py()).into());
                     }
-                    std::slice::from_raw_parts(ptr, len as usize)
+                    std::slice::from_raw_parts(ptr.cast::<u8>().cast_const(), size as usize)
                 };
                 out.data.extend_from_slice(b);
                 out.kinds.push(core::TokenKind::Bytes as u8);
@@ -114,6 +117,7 @@ fn concat_bytes(obj: &Bound<'_, PyAny>, arg: &str, allow_none: bool) -> PyRes<Co
                 // Bound takes its own reference.
                 let item = unsafe { Bound::from_borrowed_ptr(obj.py(), p) };
                 out.push_any(&item, arg, i, allow_none)?;
+                len = list.len();
             }
             i += 1;
         }

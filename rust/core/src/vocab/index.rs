@@ -73,20 +73,26 @@ pub struct ByteVocab {
     key4: Vec<u32>,
 }
 
-/// Big-endian u64 of `t[2..10]`, zero-padded (the high half is [`key4`]).
+/// Sort item of the build: the bucket-local key, the id and the token length (which fills what
+/// would be padding, so the pass after sorting needs no random reads of the offsets).
+#[derive(Clone, Copy)]
+struct SortItem {
+    key: u64,
+    id: u32,
+    len: u32,
+}
+
+/// Big-endian u64 of `t[2..10]`, zero-padded (the high half is [`key4`]), for a token `t` of
+/// `len` bytes whose first 16 bytes (anything after `len`) are `w`: one load and a mask instead
+/// of a byte loop.
 #[inline]
-fn key8_from2(t: &[u8]) -> u64 {
-    if let Some(w) = t.get(2..10) {
-        let mut k = [0u8; 8];
-        k.copy_from_slice(w); // fixed size: compiles to one load
-        return u64::from_be_bytes(k);
-    }
-    // Short token: shift its bytes in one at a time (avoids a variable-length copy call).
-    let mut k = 0u64;
-    for i in 0..8 {
-        k = (k << 8) | t.get(2 + i).copied().unwrap_or(0) as u64;
-    }
-    k
+fn key8_masked(w: &[u8; 16], len: usize) -> u64 {
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&w[2..10]);
+    let keep = len.saturating_sub(2).min(8) as u32;
+    // keep in 1..=8 shifts by 56..=0 bits; keep = 0 (a shift by 64) keeps nothing.
+    let mask = if keep == 0 { 0 } else { u64::MAX << (64 - 8 * keep) };
+    u64::from_be_bytes(k) & mask
 }
 
 /// Big-endian u32 of `t[2..6]`, zero-padded: `t < p` whenever `key4(t) < key4(p)` (same first 2 bytes).
@@ -187,73 +193,96 @@ impl ByteVocab {
             counts[k] += counts[k - 1];
         }
         let n_match = counts[N_BUCKETS] as usize;
+        // The source carries BLOCK bytes of zero slack so that every token's first BLOCK bytes can
+        // be read as one fixed-size block (keys below, the byte layout further down).
+        const BLOCK: usize = 16;
+        let total = data.len();
+        let mut src = data;
+        src.resize(total + BLOCK, 0);
         let mut fill = counts.clone();
-        let mut pairs = vec![(0u64, 0u32); n_match];
-        for i in 0..n as u32 {
-            if kinds[i as usize] == TokenKind::Bytes as u8 {
-                let t = tok(i);
-                let slot = &mut fill[bucket_key(t)];
-                pairs[*slot as usize] = (key8_from2(t), i);
+        let mut pairs = vec![SortItem { key: 0, id: 0, len: 0 }; n_match];
+        for i in 0..n {
+            if kinds[i] == TokenKind::Bytes as u8 {
+                let (o, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+                let len = e - o;
+                let mut w = [0u8; BLOCK];
+                w.copy_from_slice(&src[o..o + BLOCK]); // fixed size: one 16-byte load
+                let slot = &mut fill[bucket_key(&w[..len.min(2)])];
+                pairs[*slot as usize] = SortItem { key: key8_masked(&w, len), id: i as u32, len: len as u32 };
                 *slot += 1;
             }
         }
+        drop(fill);
+        let tok = |i: u32| {
+            let i = i as usize;
+            &src[offsets[i] as usize..offsets[i + 1] as usize]
+        };
         for k in 0..N_BUCKETS {
             let (s, e) = (counts[k] as usize, counts[k + 1] as usize);
             if e - s > 1 {
                 let run = &mut pairs[s..e];
                 // Keys only: equal keys are re-sorted below by (bytes, id) anyway.
-                run.sort_unstable_by_key(|p| p.0);
+                run.sort_unstable_by_key(|p| p.key);
                 let mut a = 0;
                 while a < run.len() {
                     let mut b = a + 1;
-                    while b < run.len() && run[b].0 == run[a].0 {
+                    while b < run.len() && run[b].key == run[a].key {
                         b += 1;
                     }
                     if b - a > 1 {
-                        run[a..b].sort_unstable_by(|x, y| tok(x.1).cmp(tok(y.1)).then(x.1.cmp(&y.1)));
+                        run[a..b].sort_unstable_by(|x, y| tok(x.id).cmp(tok(y.id)).then(x.id.cmp(&y.id)));
                     }
                     a = b;
                 }
             }
         }
-        let key4s: Vec<u32> = pairs.iter().map(|p| (p.0 >> 32) as u32).collect();
+
+        // One sequential pass over the sorted items gives sorted ids, keys, ranks and the sorted
+        // offsets (lengths travel with the items, so no random reads of `offsets`).
         let mut sorted: Vec<u32> = Vec::with_capacity(n);
-        sorted.extend(pairs.iter().map(|p| p.1));
+        let mut key4s: Vec<u32> = Vec::with_capacity(n_match);
+        let mut soff: Vec<u32> = Vec::with_capacity(n + 1);
+        let mut rank = vec![0u32; n];
+        let mut p = 0u32;
+        let mut max_len = 0u32;
+        soff.push(0);
+        for (r, it) in pairs.iter().enumerate() {
+            sorted.push(it.id);
+            key4s.push((it.key >> 32) as u32);
+            max_len = max_len.max(it.len);
+            p += it.len;
+            soff.push(p);
+            rank[it.id as usize] = r as u32;
+        }
         drop(pairs);
-        sorted.extend((0..n as u32).filter(|&i| kinds[i as usize] != TokenKind::Bytes as u8));
-        sorted.shrink_to_fit();
+        for i in 0..n {
+            if kinds[i] != TokenKind::Bytes as u8 {
+                rank[i] = sorted.len() as u32;
+                sorted.push(i as u32);
+                p += (offsets[i + 1] - offsets[i]) as u32;
+                soff.push(p);
+            }
+        }
         kinds.shrink_to_fit();
 
-        // Lay the bytes out in sorted order. Short tokens are moved as one fixed 16-byte block (the
-        // buffers carry 16 bytes of slack), which avoids a variable-length copy call per token.
-        const BLOCK: usize = 16;
-        let total = data.len();
-        let mut src = data;
-        src.resize(total + BLOCK, 0);
+        // Lay the bytes out in sorted order. Short tokens are moved as one fixed 16-byte block (both
+        // buffers carry 16 bytes of slack and later tokens overwrite the excess), which avoids a
+        // variable-length copy call per token. (Writing in id order at the sorted offsets instead,
+        // with exact-length moves, measured no faster.)
         let mut sdata = vec![0u8; total + BLOCK];
-        let mut soff = Vec::with_capacity(n + 1);
-        let mut rank = vec![0u32; n];
-        soff.push(0u32);
-        let mut max_len = 0;
-        let mut p = 0usize;
         for (r, &id) in sorted.iter().enumerate() {
-            let (o, e) = (offsets[id as usize] as usize, offsets[id as usize + 1] as usize);
-            let len = e - o;
-            if r < n_match {
-                max_len = max_len.max(len);
-            }
-            if len <= BLOCK {
-                sdata[p..p + BLOCK].copy_from_slice(&src[o..o + BLOCK]);
+            let o = offsets[id as usize] as usize;
+            let (d, de) = (soff[r] as usize, soff[r + 1] as usize);
+            if de - d <= BLOCK {
+                sdata[d..d + BLOCK].copy_from_slice(&src[o..o + BLOCK]);
             } else {
-                sdata[p..p + len].copy_from_slice(&src[o..e]);
+                sdata[d..de].copy_from_slice(&src[o..o + (de - d)]);
             }
-            p += len;
-            soff.push(p as u32);
-            rank[id as usize] = r as u32;
         }
         sdata.truncate(total);
         sdata.shrink_to_fit();
         drop(src);
+        let max_len = max_len as usize;
 
         Ok(ByteVocab { sdata, soff, sorted, rank, kinds, n_match, max_len, bucket: counts, key4: key4s })
     }
