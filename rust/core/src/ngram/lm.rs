@@ -346,10 +346,10 @@ impl NGramLM {
             }
             Ok(())
         };
-        if b * k < 2048 {
+        if b * k < 512 {
             out.chunks_mut(k * G).enumerate().try_for_each(run)?;
         } else {
-            out.par_chunks_mut(k * G).enumerate().with_min_len((4096 / (k * G)).max(1)).try_for_each(run)?;
+            out.par_chunks_mut(k * G).enumerate().with_min_len((256 / (k * G)).max(1)).try_for_each(run)?;
         }
         Ok(out)
     }
