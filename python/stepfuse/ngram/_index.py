@@ -143,10 +143,10 @@ class NGramIndex:
     def num_references(self) -> int:
         return int(self._inner.num_docs)
 
-    def scan(
-        self, docs: Iterable[Doc], *, batch_size: int = 1024, spans: bool = True, progress: bool = False
-    ) -> Iterator[DocReport]:
-        """Yield one :class:`DocReport` per document, streaming over ``docs`` in batches."""
+    def _scanned(
+        self, docs: Iterable[Doc], batch_size: int, spans: bool, progress: bool
+    ) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+        """(index of the batch's first document, flat result columns) per scanned batch."""
         bar = _bar(progress, "scanning")
         i = 0
         for batch in _batches(docs, batch_size):
@@ -156,12 +156,19 @@ class NGramIndex:
                 if kind == "text"
                 else self._inner.scan_ids(batch, spans)
             )
-            yield from _reports(i, *cols)
+            yield i, cols
             i += len(batch)
             if bar is not None:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
+
+    def scan(
+        self, docs: Iterable[Doc], *, batch_size: int = 1024, spans: bool = True, progress: bool = False
+    ) -> Iterator[DocReport]:
+        """Yield one :class:`DocReport` per document, streaming over ``docs`` in batches."""
+        for first, cols in self._scanned(docs, batch_size, spans, progress):
+            yield from _reports(first, *cols)
 
     def overlap_counts(
         self, docs: Iterable[Doc], *, batch_size: int = 4096, progress: bool = False
@@ -169,25 +176,13 @@ class NGramIndex:
         """Columnar form of :meth:`scan` for corpus-scale filtering: ``(overlap, total)``, two int64
         arrays with one entry per document (``DocReport.overlap`` and ``DocReport.total``), without
         building a report object per document. ``overlap / np.maximum(total, 1)`` is the fraction."""
-        bar = _bar(progress, "scanning")
-        parts_o: list[np.ndarray] = []
-        parts_t: list[np.ndarray] = []
-        for batch in _batches(docs, batch_size):
-            kind = self._check_kind(batch)
-            cols = (
-                self._inner.scan_texts(batch, False)  # type: ignore[arg-type]
-                if kind == "text"
-                else self._inner.scan_ids(batch, False)
-            )
-            parts_o.append(cols[0].astype(np.int64))
-            parts_t.append(cols[1].astype(np.int64))
-            if bar is not None:
-                bar.update(len(batch))
-        if bar is not None:
-            bar.close()
-        if not parts_o:
+        cols = [c[:2] for _, c in self._scanned(docs, batch_size, False, progress)]
+        if not cols:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(parts_o), np.concatenate(parts_t)
+        return (
+            np.concatenate([o for o, _ in cols]).astype(np.int64),
+            np.concatenate([t for _, t in cols]).astype(np.int64),
+        )
 
     def scan_all(self, docs: Iterable[Doc], **kw: Any) -> list[DocReport]:
         """:meth:`scan` collected into a list."""
