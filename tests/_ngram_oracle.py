@@ -10,11 +10,13 @@ from collections.abc import Hashable, Sequence
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
-def raw_counts(sents: Sequence[Sequence[Hashable]], order: int) -> list[Counter]:
-    """counts[n][ngram] over sentences padded as <s> ... </s> (index 0 unused)."""
+def raw_counts(
+    sents: Sequence[Sequence[Hashable]], order: int, bos: Hashable = BOS, eos: Hashable = EOS
+) -> list[Counter]:
+    """counts[n][ngram] over sentences padded as ``bos ... eos`` (index 0 unused)."""
     counts: list[Counter] = [Counter() for _ in range(order + 1)]
     for s in sents:
-        t = [BOS, *s, EOS]
+        t = [bos, *s, eos]
         for n in range(1, order + 1):
             for i in range(len(t) - n + 1):
                 counts[n][tuple(t[i : i + n])] += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+from _ngram_oracle import raw_counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,14 +18,7 @@ from stepfuse.ngram import NGramCounts
 
 def oracle(sents: list[list[int]], order: int, vocab: int) -> list[Counter]:
     """counts[n] over sentences padded as <s> ... </s> with the ids the library gives the specials."""
-    bos, eos = vocab + 1, vocab + 2
-    out: list[Counter] = [Counter() for _ in range(order + 1)]
-    for s in sents:
-        t = [bos, *s, eos]
-        for n in range(1, order + 1):
-            for i in range(len(t) - n + 1):
-                out[n][tuple(t[i : i + n])] += 1
-    return out
+    return raw_counts(sents, order, bos=vocab + 1, eos=vocab + 2)
 
 
 def flat(sents: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -22,37 +22,27 @@ pub(crate) trait RadixKey: Copy + Ord + Default + Send + Sync {
     fn wide(self) -> u128;
 }
 
-impl RadixKey for u64 {
-    const BITS: u32 = 64;
-    #[inline]
-    fn digit(self, shift: u32) -> usize {
-        (self >> shift) as usize & (RADIX - 1)
-    }
-    #[inline]
-    fn from_wide(x: u128) -> Self {
-        x as u64
-    }
-    #[inline]
-    fn wide(self) -> u128 {
-        self as u128
-    }
+macro_rules! radix_key {
+    ($t:ty) => {
+        impl RadixKey for $t {
+            const BITS: u32 = <$t>::BITS;
+            #[inline]
+            fn digit(self, shift: u32) -> usize {
+                (self >> shift) as usize & (RADIX - 1)
+            }
+            #[inline]
+            fn from_wide(x: u128) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn wide(self) -> u128 {
+                self as u128
+            }
+        }
+    };
 }
-
-impl RadixKey for u128 {
-    const BITS: u32 = 128;
-    #[inline]
-    fn digit(self, shift: u32) -> usize {
-        (self >> shift) as usize & (RADIX - 1)
-    }
-    #[inline]
-    fn from_wide(x: u128) -> Self {
-        x
-    }
-    #[inline]
-    fn wide(self) -> u128 {
-        self
-    }
-}
+radix_key!(u64);
+radix_key!(u128);
 
 /// Reusable scratch space of one sorting thread.
 #[derive(Default)]

@@ -600,6 +600,16 @@ mod tests {
             .collect()
     }
 
+    /// The matchable part of `v`'s sorted order as (bytes, id), and the oracle's: `sorted()` by (bytes, id).
+    type Sorted = Vec<(Vec<u8>, u32)>;
+    fn sorted_vs_oracle(v: &ByteVocab, m: &[(u32, Vec<u8>)]) -> (Sorted, Sorted) {
+        let mut want: Sorted = m.iter().map(|(i, t)| (t.clone(), *i)).collect();
+        want.sort();
+        let got =
+            v.sorted_ids()[..v.n_match()].iter().map(|&i| (v.token_bytes(i).unwrap().to_vec(), i)).collect();
+        (got, want)
+    }
+
     fn tokens_strategy() -> impl Strategy<Value = (Vec<Option<Vec<u8>>>, Vec<u32>)> {
         let byte = prop_oneof![Just(0u8), Just(0xffu8), Just(b'a'), Just(b'b'), any::<u8>()];
         let tok = prop::option::weighted(0.9, prop::collection::vec(byte, 0..12));
@@ -648,12 +658,7 @@ mod tests {
             let mut perm = v.sorted_ids().to_vec();
             perm.sort_unstable();
             prop_assert_eq!(perm, (0..tokens.len() as u32).collect::<Vec<_>>());
-            let mut want: Vec<(Vec<u8>, u32)> = m.iter().map(|(i, t)| (t.clone(), *i)).collect();
-            want.sort();
-            let got: Vec<(Vec<u8>, u32)> = v.sorted_ids()[..v.n_match()]
-                .iter()
-                .map(|&i| (v.token_bytes(i).unwrap().to_vec(), i))
-                .collect();
+            let (got, want) = sorted_vs_oracle(&v, &m);
             prop_assert_eq!(got, want);
             let back = ByteVocab::from_bytes(&v.to_bytes()).unwrap();
             prop_assert_eq!(back.sorted_ids(), v.sorted_ids());
@@ -687,12 +692,7 @@ mod tests {
         ) {
             let v = vocab(&tokens, &special);
             let m = matchable(&tokens, &special);
-            let mut want: Vec<(Vec<u8>, u32)> = m.iter().map(|(i, t)| (t.clone(), *i)).collect();
-            want.sort();
-            let got: Vec<(Vec<u8>, u32)> = v.sorted_ids()[..v.n_match()]
-                .iter()
-                .map(|&i| (v.token_bytes(i).unwrap().to_vec(), i))
-                .collect();
+            let (got, want) = sorted_vs_oracle(&v, &m);
             prop_assert_eq!(got, want.clone());
             let rest: Vec<u32> = v.sorted_ids()[v.n_match()..].to_vec();
             let mut rest_want: Vec<u32> =
@@ -733,28 +733,5 @@ mod tests {
         let data: usize = toks.iter().map(|t| t.len()).sum();
         assert!(bytes <= data + 17 * 150_001 + 4 * N_BUCKETS + 64, "{bytes}");
         assert!(bytes < 4_000_000, "{bytes}");
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn timing_build() {
-        let mut x = 12345u64;
-        let toks: Vec<Vec<u8>> = (0..150_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let n = 1 + (x % 12) as usize;
-                (0..n).map(|k| b"etaoinshrd lcum"[((x >> (4 * k)) % 15) as usize]).collect()
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        let v = ByteVocab::from_tokens(toks.iter().map(|t| Some(&t[..])), &[]).unwrap();
-        eprintln!("build {:?} n={}", t.elapsed(), v.len());
     }
 }
